@@ -1,0 +1,37 @@
+"""fastsoftmax: fast, accurate softmax, log_softmax and logsumexp for numpy arrays; a drop-in for scipy.special.
+
+    >>> import fastsoftmax
+    >>> fastsoftmax.softmax([8.0, 5.0, 2.0]).round(4)
+    array([0.9503, 0.0473, 0.0024])
+"""
+from . import _dispatch, _threads, reference
+from ._api import log_softmax, logsumexp, softmax
+from ._threads import get_num_threads, set_num_threads
+
+__version__ = "0.1.0"
+__all__ = ["softmax", "log_softmax", "logsumexp", "backends", "info", "set_num_threads", "get_num_threads",
+           "reference"]
+
+
+def backends():
+    """Names of the backends usable on this machine, e.g. ("numpy", "cython", "numba")."""
+    return _dispatch.available()
+
+
+def info():
+    """What this installation runs: version, backends (and why one is missing), threads, dispatch, SIMD path."""
+    details = {
+        "version": __version__,
+        "backends": backends(),
+        "unavailable": _dispatch.why_unavailable(),
+        "forced_backend": _dispatch.FORCED,
+        "threads": get_num_threads(),
+        "threads_from": _threads.thread_source(),
+        "serial_below_elements": _threads.SERIAL_BELOW,
+        "dispatch_thresholds": dict(_dispatch.THRESHOLDS),
+    }
+    if "cython" in details["backends"]:
+        compiled = _dispatch.backend_module("cython")
+        details["openmp"] = compiled.openmp_available()
+        details.update(compiled.cpu_info())
+    return details

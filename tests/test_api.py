@@ -1,0 +1,184 @@
+"""The public surface: out=, errors, backend choice, threads, info, and what `import fastsoftmax` costs."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import fastsoftmax
+
+from .util import BACKENDS, exact
+
+
+def run_python(code, **env):
+    """Run `code` in a fresh interpreter; return its stdout."""
+    full_env = {**os.environ, **env}
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                            env=full_env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_compiled_backend_is_built():
+    """A build that silently lost its compiled kernels would still pass on the numpy backend alone."""
+    if os.environ.get("FASTSOFTMAX_ALLOW_NO_CYTHON"):
+        pytest.skip("FASTSOFTMAX_ALLOW_NO_CYTHON is set")
+    assert "cython" in fastsoftmax.backends(), fastsoftmax.info()["unavailable"]
+
+
+def test_import_loads_neither_numba_nor_scipy():
+    out = run_python("""
+        import sys, fastsoftmax
+        fastsoftmax.softmax([1.0, 2.0]); fastsoftmax.logsumexp([1.0, 2.0]); fastsoftmax.info()
+        print(sorted(m for m in ("numba", "scipy") if m in sys.modules))
+    """)
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("func", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_out_receives_the_result(func, backend, layout):
+    x = np.random.default_rng(0).normal(size=(6, 50)).astype(np.float32)
+    base = np.full((12, 50), 7.0, np.float32)
+    out = {"C": np.empty((6, 50), np.float32), "F": np.empty((6, 50), np.float32, order="F"),
+           "strided": base[::2]}[layout]
+    got = getattr(fastsoftmax, func)(x, axis=1, out=out, backend=backend)
+    assert got is out
+    np.testing.assert_allclose(out, exact(func, x, 1).astype(np.float64), rtol=1e-5, atol=1e-6)
+    if layout == "strided":
+        assert np.all(base[1::2] == 7.0), "wrote outside the out view"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_out_may_be_the_input(backend):
+    x = np.random.default_rng(1).normal(size=(4, 9))
+    want = exact("softmax", x, -1).astype(np.float64)
+    got = fastsoftmax.softmax(x, axis=-1, out=x, backend=backend)
+    assert got is x
+    np.testing.assert_allclose(x, want, rtol=1e-14)
+
+
+@pytest.mark.parametrize("out, error, words", [
+    (np.empty((3, 4)), ValueError, "shape"),
+    (np.empty((4, 3), np.float32), ValueError, "dtype"),
+    ([0.0] * 12, TypeError, "numpy array"),
+])
+def test_bad_out_is_refused(out, error, words):
+    with pytest.raises(error, match=words):
+        fastsoftmax.softmax(np.ones((4, 3)), axis=0, out=out)
+
+
+def test_read_only_out_is_refused():
+    out = np.empty(3)
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        fastsoftmax.log_softmax(np.ones(3), out=out)
+
+
+@pytest.mark.parametrize("func", ["softmax", "log_softmax", "logsumexp"])
+@pytest.mark.parametrize("bad", [np.array(["a", "b"]), np.array([object(), 1], dtype=object),
+                                 np.array(["2020-01-01"], dtype="datetime64[D]"), "text"])
+def test_non_numeric_input_is_a_type_error_naming_the_dtype(func, bad):
+    with pytest.raises(TypeError, match="dtype"):
+        getattr(fastsoftmax, func)(bad)
+
+
+@pytest.mark.parametrize("axis, error", [(2, np.exceptions.AxisError), (-3, np.exceptions.AxisError),
+                                         ((0, 0), ValueError), (1.5, TypeError), ("0", TypeError)])
+def test_bad_axis(axis, error):
+    with pytest.raises(error):
+        fastsoftmax.softmax(np.ones((2, 3)), axis=axis)
+
+
+def test_unknown_backend_lists_the_available_ones():
+    with pytest.raises(ValueError, match="available backends: numpy"):
+        fastsoftmax.softmax([1.0], backend="cuda")
+
+
+def test_backends_lists_numpy_first_and_only_known_names():
+    names = fastsoftmax.backends()
+    assert names[0] == "numpy"
+    assert set(names) <= {"numpy", "cython", "numba"}
+
+
+def test_environment_variable_forces_a_backend():
+    code = """
+        import fastsoftmax
+        from fastsoftmax import _dispatch
+        import numpy as np
+        print(_dispatch.choose(np.dtype(np.float64), 10**6, None).__name__)
+    """
+    assert run_python(code, FASTSOFTMAX_BACKEND="numpy").strip() == "fastsoftmax.reference"
+    out = subprocess.run([sys.executable, "-c", "import fastsoftmax; fastsoftmax.softmax([1.0])"],
+                         capture_output=True, text=True, env={**os.environ, "FASTSOFTMAX_BACKEND": "bogus"})
+    assert out.returncode != 0 and "unknown backend 'bogus'" in out.stderr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_forced_backend_still_computes_complex_and_long_double(backend):
+    x = np.array([1 + 2j, 3 - 1j, 0.5j])
+    want = np.exp(x - x.max()) / np.exp(x - x.max()).sum()
+    np.testing.assert_allclose(fastsoftmax.softmax(x, backend=backend), want, rtol=1e-14)
+    xl = np.array([1, 2, 3], dtype=np.longdouble)
+    got = fastsoftmax.softmax(xl, backend=backend)
+    assert got.dtype == np.longdouble
+    np.testing.assert_allclose(got.astype(float), exact("softmax", xl).astype(float), rtol=1e-15)
+
+
+def test_set_num_threads_returns_the_previous_value():
+    previous = fastsoftmax.set_num_threads(1)
+    try:
+        assert fastsoftmax.get_num_threads() == 1
+        assert fastsoftmax.set_num_threads(2) == 1
+        assert fastsoftmax.info()["threads_from"] == "fastsoftmax.set_num_threads"
+    finally:
+        fastsoftmax.set_num_threads(None)
+    assert fastsoftmax.get_num_threads() == previous
+    with pytest.raises(ValueError):
+        fastsoftmax.set_num_threads(0)
+
+
+def test_omp_num_threads_is_honoured():
+    out = run_python("import fastsoftmax; print(fastsoftmax.get_num_threads(), fastsoftmax.info()['threads_from'])",
+                     OMP_NUM_THREADS="1")
+    assert out.split() == ["1", "OMP_NUM_THREADS"]
+
+
+def test_info_describes_the_installation():
+    details = fastsoftmax.info()
+    assert details["version"] == fastsoftmax.__version__
+    assert details["backends"] == fastsoftmax.backends()
+    for key in ("threads", "threads_from", "dispatch_thresholds", "unavailable"):
+        assert key in details
+    if "cython" in details["backends"]:
+        assert details["simd_path"] in ("scalar", "baseline", "avx2_fma")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_memory_does_not_grow_over_many_calls(backend):
+    import tracemalloc
+    x = np.random.default_rng(2).normal(size=(64, 100))
+    for _ in range(5):
+        fastsoftmax.softmax(x, axis=1, backend=backend)
+    tracemalloc.start()
+    try:
+        first = tracemalloc.get_traced_memory()[0]
+        for _ in range(200):
+            fastsoftmax.softmax(x, axis=1, backend=backend)
+            fastsoftmax.logsumexp(x, axis=0, backend=backend)
+        grown = tracemalloc.get_traced_memory()[0] - first
+    finally:
+        tracemalloc.stop()
+    assert grown < 100_000, f"{grown} bytes still held after 200 calls"
+
+
+def test_empty_reduction_axis_gives_an_empty_result_and_logsumexp_minus_inf():
+    x = np.zeros((2, 0))
+    assert fastsoftmax.softmax(x, axis=1).shape == (2, 0)
+    assert fastsoftmax.log_softmax(x, axis=None).shape == (2, 0)
+    np.testing.assert_array_equal(fastsoftmax.logsumexp(x, axis=1), [-np.inf, -np.inf])
+    assert fastsoftmax.logsumexp(np.zeros((0, 3))) == -np.inf
+    assert fastsoftmax.logsumexp(x, axis=0).shape == (0,)

@@ -1,0 +1,196 @@
+"""What every test shares: the backends under test, one input generator, and the long-double reference."""
+import itertools
+
+import numpy as np
+
+import fastsoftmax
+
+FUNCTIONS = ("softmax", "log_softmax", "logsumexp")
+BACKENDS = fastsoftmax.backends()
+FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+
+
+# ---- the reference: numpy in long double (64-bit mantissa on x86-64), scipy's semantics ----------------------
+
+def exact(func, x, axis=None):
+    """func(x, axis) in long double, with scipy's results on nan and inf; also for tuple axes and 0-d input."""
+    a = np.asarray(x).astype(np.longdouble)
+    if func == "logsumexp":
+        a = np.atleast_1d(a)
+    with np.errstate(all="ignore"):
+        m = np.max(a, axis=axis, keepdims=True) if a.size else np.zeros((1,) * a.ndim, a.dtype)
+        if func == "softmax":
+            e = np.exp(a - m)
+            return e / np.sum(e, axis=axis, keepdims=True)
+        finite_m = np.where(np.isfinite(m), m, 0)
+        log_total = np.log(np.sum(np.exp(a - finite_m), axis=axis, keepdims=True))
+        if func == "log_softmax":
+            return (a - finite_m) - log_total
+        return np.squeeze(log_total + finite_m, axis=axis)
+
+
+def line_length(shape, axis):
+    """How many elements each reduction line has."""
+    if axis is None:
+        return max(1, int(np.prod(shape)))
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    return max(1, int(np.prod([shape[a] for a in axes])))
+
+
+def shift_magnitude(func, x, axis=None):
+    """|x - max| per element (0 where not finite): the rounding of x - max costs up to that many eps."""
+    a = np.asarray(x, dtype=np.float64)
+    if a.size == 0:
+        return np.zeros(a.shape)
+    with np.errstate(all="ignore"):
+        d = np.abs(a - np.max(a, axis=axis, keepdims=True))
+    return np.where(np.isfinite(d), d, 0)
+
+
+def tolerance_violations(func, x, axis, got, backend=None):
+    """Return a description of how `got` misses the reference, or None when it is within tolerance.
+
+    The bounds are those of a straightforward float implementation in the input's dtype (the numpy backend: x - max
+    rounded, sums whose error grows like sqrt(n) eps);
+    the compiled backends are held to their tighter ULP bounds in test_accuracy.py."""
+    want = exact(func, x, axis)
+    got = np.asarray(got)
+    if got.shape != want.shape:
+        return f"shape {got.shape}, expected {want.shape}"
+    got_l = got.astype(np.longdouble)
+    nan_got, nan_want = np.isnan(got_l), np.isnan(want)
+    if not np.array_equal(nan_got, nan_want):
+        return f"nan at {np.argwhere(nan_got != nan_want)[:3].tolist()}: got {got_l[nan_got != nan_want][:3]}, " \
+               f"expected {want[nan_got != nan_want][:3]}"
+    finfo = np.finfo(got.dtype if got.dtype.kind == "f" else np.float64)
+    eps, tiny = float(finfo.eps), float(finfo.smallest_normal)
+    with np.errstate(all="ignore"):
+        want_c = np.where(nan_want, 0, want)
+        got_c = np.where(nan_got, 0, got_l)
+        inf_mismatch = np.isinf(want_c) | np.isinf(got_c)
+        if np.any(inf_mismatch & (want_c != got_c)):
+            bad = inf_mismatch & (want_c != got_c)
+            # float32/float16 results may overflow where the long-double value is just beyond the dtype's range
+            if not np.all(np.abs(want_c[bad]) > float(finfo.max) * (1 - 2 * eps)):
+                return f"inf mismatch: got {got_c[bad][:3]}, expected {want_c[bad][:3]}"
+        finite = ~inf_mismatch
+        err = np.abs(got_c - want_c)[finite]
+        scale = np.abs(want_c)[finite]
+        n = line_length(np.shape(x), axis)
+        if func == "softmax":
+            d = shift_magnitude(func, x, axis)
+            d = np.broadcast_to(d, got.shape)[finite]
+            bound = eps * (4 + d + 2 * np.sqrt(n)) * scale + 2 * tiny
+        elif func == "log_softmax":
+            d = np.broadcast_to(shift_magnitude(func, x, axis), got.shape)[finite]
+            bound = eps * (4 * scale + d + 2 * np.sqrt(n) + 4)
+        else:
+            bound = eps * (4 * scale + 2 * np.sqrt(n) + 4)
+        if np.any(err > bound):
+            i = int(np.argmax(err - bound))
+            return f"error {float(err[i]):.3g} > bound {float(bound[i]):.3g} (got {float(got_c[finite][i])!r}, " \
+                   f"expected {float(want_c[finite][i])!r})"
+    return None
+
+
+# ---- the input generator --------------------------------------------------------------------------------------
+
+def _values(rng, shape, family, dtype):
+    """Arrays of `shape` whose lines stress one thing each."""
+    size = int(np.prod(shape))
+    info = np.finfo(dtype) if np.dtype(dtype).kind == "f" else np.finfo(np.float64)
+    big = float(info.max) * 0.9
+    if family == "std3":
+        v = rng.normal(0, 3, size)
+    elif family == "std30":
+        v = rng.normal(0, 30, size)
+    elif family == "offset1e4":
+        v = 1e4 + rng.normal(0, 3, size)
+    elif family == "nonfinite":
+        v = rng.normal(0, 3, size)
+        v[rng.random(size) < 0.25] = -np.inf
+        v[rng.random(size) < 0.1] = np.inf
+        v[rng.random(size) < 0.1] = np.nan
+    elif family == "all_neg_inf":
+        v = np.full(size, -np.inf)
+    elif family == "huge":
+        v = rng.choice([big, -big, 0.0, 1.0], size)
+    elif family == "tiny":
+        v = rng.choice([float(info.smallest_subnormal), -float(info.smallest_subnormal), 0.0,
+                        float(info.smallest_normal)], size)
+    else:
+        raise ValueError(family)
+    return v.reshape(shape)
+
+
+FAMILIES = ("std3", "std30", "offset1e4", "nonfinite", "all_neg_inf", "huge", "tiny")
+SHAPES = ((), (1,), (7,), (33,), (3, 5), (4, 1), (1, 4), (2, 3, 4), (3, 1, 17), (2, 0, 3), (0,))
+ORDERS = ("C", "F", "negative_stride", "strided", "transposed", "read_only", "byte_swapped")
+
+
+def _axes_for(ndim):
+    axes = [None] + list(range(-ndim, ndim))
+    if ndim >= 2:
+        axes += [(0, 1), (-1, 0)]
+    if ndim >= 3:
+        axes += [(0, 2), (1, 2), (0, 1, 2)]
+    return axes
+
+
+def _in_order(v, order):
+    """`v` with the same values laid out in memory as `order` says."""
+    if order == "C":
+        return np.ascontiguousarray(v)
+    if order == "F":
+        return np.asfortranarray(v)
+    if order == "negative_stride":
+        return np.ascontiguousarray(v[(slice(None, None, -1),) * v.ndim])[(slice(None, None, -1),) * v.ndim]
+    if order == "strided":
+        wide = np.zeros(tuple(2 * s for s in v.shape), v.dtype)
+        wide[(slice(None, None, 2),) * v.ndim] = v
+        return wide[(slice(None, None, 2),) * v.ndim]
+    if order == "transposed":
+        return np.ascontiguousarray(v.T).T
+    if order == "read_only":
+        v = v.copy()
+        v.flags.writeable = False
+        return v
+    if order == "byte_swapped":
+        return v.astype(v.dtype.newbyteorder("S"))
+    raise ValueError(order)
+
+
+def array_cases(dtype, seed=0):
+    """Yield (label, array, axis) over shapes, axes, memory orders and value families for one dtype."""
+    rng = np.random.default_rng(seed)
+    for shape, family in itertools.product(SHAPES, FAMILIES):
+        values = _values(rng, shape, family, dtype).astype(dtype)
+        for axis in _axes_for(len(shape)):
+            # every memory order once per shape (on a rotating axis), all axes in C order
+            orders = ("C",) if axis != _axes_for(len(shape))[-1] else ORDERS
+            for order in orders:
+                x = _in_order(values, order)
+                label = f"dtype={np.dtype(dtype).name} shape={shape} axis={axis} order={order} values={family}"
+                yield label, x, axis
+
+
+def integer_cases():
+    """Python lists, scalars, ints and bools: computed as float64."""
+    yield "python list of floats", [8.0, 5.0, 2.0], None
+    yield "python list of ints", [[1, 2, 3], [4, 5, 6]], 1
+    yield "python int", 3, None
+    yield "python float", -2.5, None
+    yield "numpy int64", np.arange(12, dtype=np.int64).reshape(3, 4), 0
+    yield "numpy int8", np.array([-128, 0, 127], dtype=np.int8), None
+    yield "numpy uint16", np.array([[0, 65535], [7, 8]], dtype=np.uint16), -1
+    yield "bools", np.array([True, False, True]), None
+
+
+def long_line_cases():
+    """Lines of 10^6 elements: rows, axis None, and a column of a (10^6, 2) array."""
+    rng = np.random.default_rng(1)
+    for dtype in (np.float32, np.float64):
+        x = rng.normal(0, 3, 10**6).astype(dtype)
+        yield f"dtype={np.dtype(dtype).name} shape=(10**6,) axis=None", x, None
+        yield f"dtype={np.dtype(dtype).name} shape=(2, 5*10**5) axis=-1", x.reshape(2, -1), -1
+        yield f"dtype={np.dtype(dtype).name} shape=(5*10**5, 2) axis=0", x.reshape(-1, 2), 0
