@@ -24,6 +24,12 @@ def exact(func, x, axis=None):
             return e / np.sum(e, axis=axis, keepdims=True)
         finite_m = np.where(np.isfinite(m), m, 0)
         log_total = np.log(np.sum(np.exp(a - finite_m), axis=axis, keepdims=True))
+        # near 0 (a peaked line) log(1 + tiny) would cost even long double its digits: count the max's own terms
+        # apart and take log1p of the rest
+        is_max = a == m
+        count = np.sum(is_max, axis=axis, keepdims=True)
+        others = np.sum(np.where(is_max, 0, np.exp(a - m)), axis=axis, keepdims=True)
+        log_total = np.where(np.isfinite(m) & (count > 0), np.log(count) + np.log1p(others / count), log_total)
         if func == "log_softmax":
             return (a - finite_m) - log_total
         return np.squeeze(log_total + finite_m, axis=axis)
