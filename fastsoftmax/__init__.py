@@ -28,7 +28,8 @@ def info():
         "threads": get_num_threads(),
         "threads_from": _threads.thread_source(),
         "serial_below_elements": _threads.SERIAL_BELOW,
-        "dispatch_thresholds": dict(_dispatch.THRESHOLDS),
+        "dispatch_rules": dict(_dispatch.RULES),
+        "dispatch_rules_from": _dispatch.RULES_SOURCE,
     }
     if "cython" in details["backends"]:
         compiled = _dispatch.backend_module("cython")

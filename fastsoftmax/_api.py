@@ -58,7 +58,7 @@ def _softmax_like(func, x, axis, out, backend):
         return result
 
     compute_dtype = _FLOAT32 if a.dtype == _FLOAT16 else a.dtype
-    kernel = getattr(_dispatch.choose(compute_dtype, a.size, backend), func)
+    kernel = getattr(_dispatch.choose(func, compute_dtype, a.size, layout.inner > 1, backend), func)
     x3 = layout.view3(a if compute_dtype == a.dtype else a.astype(compute_dtype))
     y3 = layout.writable_view3(result) if compute_dtype == a.dtype else None
     if y3 is None or np.may_share_memory(y3, x3):
@@ -110,7 +110,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, backen
             out.fill(-np.inf)
         elif out.size:
             compute_dtype = _FLOAT32 if a.dtype == _FLOAT16 else a.dtype
-            kernel = _dispatch.choose(compute_dtype, a.size, backend).logsumexp
+            kernel = _dispatch.choose(func, compute_dtype, a.size, layout.inner > 1, backend).logsumexp
             x3 = layout.view3(a if compute_dtype == a.dtype else a.astype(compute_dtype))
             y2 = out if compute_dtype == a.dtype else np.empty(out.shape, compute_dtype)
             kernel(x3, y2, threads_for(a.size))

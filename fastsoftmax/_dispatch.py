@@ -2,10 +2,18 @@
 
 A backend is a module with softmax(x, out, n_threads), log_softmax(x, out, n_threads) and
 logsumexp(x, out, n_threads) over axis 1 of C-contiguous (outer, n, inner) arrays (see fastsoftmax/reference.py).
+
+The automatic choice is data: rules keyed "function/shape kind/dtype" (shape kind "rows" when inner == 1,
+"columns" otherwise), each a list of [size_limit, backend] pairs read in order; the first whose limit exceeds
+the call's element count (null: no limit) wins. Shipped defaults (dispatch_defaults.json, measured on the
+developers' machine) are overlaid by the user's file written by `python -m fastsoftmax calibrate`.
 """
 import importlib
 import importlib.util
+import json
 import os
+import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -16,13 +24,17 @@ MODULES = {
 }
 # What the compiled backends cover; everything else (float16 is computed as float32) goes to the reference.
 FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-THRESHOLDS = {}
+FUNCTIONS = ("softmax", "log_softmax", "logsumexp")
+SHAPE_KINDS = ("rows", "columns")
+DEFAULTS_FILE = Path(__file__).with_name("dispatch_defaults.json")
+FALLBACK_ORDER = ("cython", "numba", "numpy")
 
 _loaded = {}
 _why_unavailable = {}
 FORCED = os.environ.get("FASTSOFTMAX_BACKEND") or None
 
+
+# ---- which backends exist ----------------------------------------------------------------------------------------
 
 def _installed(name):
     """Whether backend `name` can be used, without importing heavy modules (numba costs ~0.4 s)."""
@@ -44,7 +56,7 @@ def _installed(name):
 
 
 def available():
-    """Names of the backends usable here, fastest first by default preference."""
+    """Names of the backends usable here."""
     return tuple(name for name in ("numpy", "cython", "numba") if _installed(name))
 
 
@@ -71,8 +83,76 @@ def backend_module(name):
     return _loaded[name]
 
 
-def choose(dtype, size, backend):
-    """The backend module for one call on `size` elements of compute dtype `dtype`.
+# ---- the rules -----------------------------------------------------------------------------------------------------
+
+def config_path():
+    """Where `calibrate` stores this machine's rules: FASTSOFTMAX_CONFIG, else the user's cache directory."""
+    explicit = os.environ.get("FASTSOFTMAX_CONFIG")
+    if explicit:
+        return Path(explicit)
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "fastsoftmax" / "dispatch.json"
+
+
+def validate_rules(rules):
+    """Raise ValueError unless `rules` maps known keys to [[limit or None, backend], ...] lists."""
+    if not isinstance(rules, dict):
+        raise ValueError("dispatch rules must be a JSON object")
+    for key, steps in rules.items():
+        func, _, rest = key.partition("/")
+        kind, _, dtype = rest.partition("/")
+        if func not in FUNCTIONS or kind not in SHAPE_KINDS or dtype not in ("float32", "float64"):
+            raise ValueError(f"dispatch rule key {key!r} is not function/rows|columns/float32|float64")
+        if not isinstance(steps, list) or not steps:
+            raise ValueError(f"dispatch rule {key!r} must be a non-empty list of [size_limit, backend]")
+        for step in steps:
+            if (not isinstance(step, list) or len(step) != 2 or step[1] not in MODULES
+                    or not (step[0] is None or isinstance(step[0], int))):
+                raise ValueError(f"dispatch rule {key!r}: bad step {step!r}")
+
+
+def _read_rules():
+    """(rules, where they came from): shipped defaults overlaid by the user's calibration, if readable."""
+    with open(DEFAULTS_FILE) as f:
+        rules = json.load(f)
+    source = f"defaults ({DEFAULTS_FILE.name})"
+    path = config_path()
+    if path.exists():
+        try:
+            with open(path) as f:
+                user = json.load(f)
+            validate_rules(user.get("rules"))
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"fastsoftmax: ignoring dispatch calibration {path}: {exc}", stacklevel=3)
+        else:
+            rules.update(user["rules"])
+            source = f"calibration ({path})"
+    return rules, source
+
+
+def reload_rules():
+    """Read the rules again (after `calibrate` wrote them)."""
+    global RULES, RULES_SOURCE, _table
+    RULES, RULES_SOURCE = _read_rules()
+    _table = {}
+    for key, steps in RULES.items():
+        func, kind, dtype = key.split("/")
+        _table[func, kind == "columns", np.dtype(dtype)] = tuple((limit, name) for limit, name in steps)
+
+
+def _automatic(func, dtype, size, columns):
+    for limit, name in _table.get((func, columns, dtype), ()):
+        if limit is None or size < limit:
+            if _installed(name):
+                return backend_module(name)
+            break
+    for name in FALLBACK_ORDER:
+        if _installed(name):
+            return backend_module(name)
+
+
+def choose(func, dtype, size, columns, backend):
+    """The backend module for one call of `func` on `size` elements of compute dtype `dtype`.
 
     `backend` (or FASTSOFTMAX_BACKEND) forces a backend where it covers the dtype; other dtypes always use the
     reference, which is the only backend that covers them."""
@@ -82,10 +162,8 @@ def choose(dtype, size, backend):
         return module if dtype in FAST_DTYPES else _loaded["numpy"]
     if dtype not in FAST_DTYPES:
         return _loaded["numpy"]
-    for name in ("cython", "numba"):
-        if _installed(name):
-            return backend_module(name)
-    return _loaded["numpy"]
+    return _automatic(func, dtype, size, columns)
 
 
 _installed("numpy")
+reload_rules()

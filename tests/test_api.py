@@ -109,7 +109,7 @@ def test_environment_variable_forces_a_backend():
         import fastsoftmax
         from fastsoftmax import _dispatch
         import numpy as np
-        print(_dispatch.choose(np.dtype(np.float64), 10**6, None).__name__)
+        print(_dispatch.choose("softmax", np.dtype(np.float64), 10**6, False, None).__name__)
     """
     assert run_python(code, FASTSOFTMAX_BACKEND="numpy").strip() == "fastsoftmax.reference"
     out = subprocess.run([sys.executable, "-c", "import fastsoftmax; fastsoftmax.softmax([1.0])"],
@@ -151,7 +151,7 @@ def test_info_describes_the_installation():
     details = fastsoftmax.info()
     assert details["version"] == fastsoftmax.__version__
     assert details["backends"] == fastsoftmax.backends()
-    for key in ("threads", "threads_from", "dispatch_thresholds", "unavailable"):
+    for key in ("threads", "threads_from", "dispatch_rules", "dispatch_rules_from", "unavailable"):
         assert key in details
     if "cython" in details["backends"]:
         assert details["simd_path"] in ("scalar", "baseline", "avx2_fma")
@@ -182,3 +182,36 @@ def test_empty_reduction_axis_gives_an_empty_result_and_logsumexp_minus_inf():
     np.testing.assert_array_equal(fastsoftmax.logsumexp(x, axis=1), [-np.inf, -np.inf])
     assert fastsoftmax.logsumexp(np.zeros((0, 3))) == -np.inf
     assert fastsoftmax.logsumexp(x, axis=0).shape == (0,)
+
+
+def test_calibration_file_overrides_the_shipped_rules(tmp_path):
+    config = tmp_path / "dispatch.json"
+    config.write_text('{"rules": {"softmax/rows/float64": [[1000, "numpy"], [null, "cython"]]}}')
+    code = """
+        import numpy as np
+        from fastsoftmax import _dispatch
+        f64 = np.dtype(np.float64)
+        print(_dispatch.choose("softmax", f64, 999, False, None).__name__,
+              _dispatch.choose("softmax", f64, 1000, False, None).__name__,
+              _dispatch.choose("log_softmax", f64, 10, False, None).__name__, _dispatch.RULES_SOURCE)
+    """
+    out = run_python(code, FASTSOFTMAX_CONFIG=str(config)).split()
+    assert out[:3] == ["fastsoftmax.reference", "fastsoftmax.cython_backend", "fastsoftmax.cython_backend"]
+    assert out[3] == "calibration"
+
+
+def test_a_broken_calibration_file_is_ignored_with_a_warning(tmp_path):
+    config = tmp_path / "dispatch.json"
+    config.write_text('{"rules": {"softmax/diagonal/float64": [[null, "cython"]]}}')
+    out = subprocess.run([sys.executable, "-W", "always", "-c", "import fastsoftmax; print(fastsoftmax.softmax([1.0]))"],
+                         capture_output=True, text=True, env={**os.environ, "FASTSOFTMAX_CONFIG": str(config)})
+    assert out.returncode == 0 and "[1.]" in out.stdout
+    assert "ignoring dispatch calibration" in out.stderr and "softmax/diagonal/float64" in out.stderr
+
+
+def test_shipped_rules_are_valid_and_cover_every_case():
+    from fastsoftmax import _dispatch
+    import json
+    rules = json.loads(_dispatch.DEFAULTS_FILE.read_text())
+    _dispatch.validate_rules(rules)
+    assert len(rules) == 3 * 2 * 2
