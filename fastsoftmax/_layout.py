@@ -20,14 +20,19 @@ class Layout:
         self.shape = shape
         self.axes = axes
         adjacent = not axes or axes[-1] - axes[0] == len(axes) - 1
-        if adjacent and array.flags.c_contiguous:
+        flags = array.flags
+        if adjacent and flags.c_contiguous:
             self.order = "C"
-        elif adjacent and array.flags.f_contiguous:
+        elif adjacent and flags.f_contiguous:
             self.order = "F"
         else:
             self.order = "C" if adjacent else "moved"
+        if len(axes) == ndim:  # the whole array: the most common call, kept cheap
+            self.kept_shape = ()
+            self.outer, self.n, self.inner = 1, array.size, 1
+            return
         self.kept_shape = tuple(length for i, length in enumerate(shape) if i not in axes)
-        self.n = math.prod(shape[i] for i in axes)
+        self.n = math.prod([shape[i] for i in axes])
         if self.order == "moved":
             self.outer, self.inner = math.prod(self.kept_shape), 1
         else:

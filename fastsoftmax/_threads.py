@@ -1,4 +1,9 @@
-"""How many threads the compiled kernels use: the library setting, else OMP_NUM_THREADS, else the usable cores."""
+"""How many threads the compiled kernels use.
+
+In order: fastsoftmax.set_num_threads(n); else OMP_NUM_THREADS; else the OpenMP runtime's own limit (which is
+what threadpoolctl.threadpool_limits lowers), capped by the cores this process may use (affinity and cgroup quota).
+"""
+import math
 import os
 
 _setting = None
@@ -8,18 +13,44 @@ _setting = None
 SERIAL_BELOW = 32768
 
 
+def _cgroup_cpu_limit():
+    """The CPU quota of this container (cgroup v2 cpu.max), or None when there is none."""
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    return None if quota == "max" else max(1, math.ceil(int(quota) / int(period)))
+
+
 def usable_cores():
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = _cgroup_cpu_limit()
+    return min(cores, quota) if quota else cores
+
+
+_USABLE_CORES = usable_cores()
+
+
+def _openmp_limit():
+    try:
+        from . import cython_backend
+    except ImportError:
+        return None
+    return cython_backend.openmp_max_threads() if cython_backend.openmp_available() else None
 
 
 def _from_environment():
     value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if value.isdigit() and int(value) > 0:
         return int(value), "OMP_NUM_THREADS"
-    return usable_cores(), "usable cores"
+    limit = _openmp_limit()
+    if limit is not None and limit < _USABLE_CORES:
+        return limit, "OpenMP runtime limit (e.g. threadpoolctl)"
+    return _USABLE_CORES, "usable cores"
 
 
 def get_num_threads():

@@ -163,6 +163,7 @@ def test_memory_does_not_grow_over_many_calls(backend):
     x = np.random.default_rng(2).normal(size=(64, 100))
     for _ in range(5):
         fastsoftmax.softmax(x, axis=1, backend=backend)
+        fastsoftmax.logsumexp(x, axis=0, backend=backend)
     tracemalloc.start()
     try:
         first = tracemalloc.get_traced_memory()[0]
@@ -215,3 +216,16 @@ def test_shipped_rules_are_valid_and_cover_every_case():
     rules = json.loads(_dispatch.DEFAULTS_FILE.read_text())
     _dispatch.validate_rules(rules)
     assert len(rules) == 3 * 2 * 2
+
+
+def test_threadpoolctl_limits_the_threads():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if "cython" not in fastsoftmax.backends() or not fastsoftmax.info()["openmp"]:
+        pytest.skip("no OpenMP build")
+    if os.environ.get("OMP_NUM_THREADS"):
+        pytest.skip("OMP_NUM_THREADS takes precedence")
+    fastsoftmax.softmax(np.ones(100_000))  # OpenMP is loaded and visible to threadpoolctl
+    apis = {lib["internal_api"] for lib in threadpoolctl.threadpool_info()}
+    assert "openmp" in apis
+    with threadpoolctl.threadpool_limits(1):
+        assert fastsoftmax.get_num_threads() == 1
