@@ -45,10 +45,21 @@ def _check_all(func, backend, cases):
     assert not failures, f"{len(failures)} failing cases, first ones:\n" + "\n".join(failures[:10])
 
 
+@pytest.fixture(params=["serial", "threaded"])
+def threading(request, monkeypatch):
+    """serial: one thread; threaded: two threads even for tiny inputs, so the parallel paths see every shape."""
+    from fastsoftmax import _threads
+    if request.param == "threaded":
+        monkeypatch.setattr(_threads, "SERIAL_BELOW", 0)
+    previous = fastsoftmax.set_num_threads(1 if request.param == "serial" else 2)
+    yield request.param
+    fastsoftmax.set_num_threads(previous)
+
+
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("func", FUNCTIONS)
-def test_float_inputs(func, backend, dtype):
+def test_float_inputs(func, backend, dtype, threading):
     _check_all(func, backend, array_cases(dtype))
 
 
