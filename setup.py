@@ -56,7 +56,7 @@ omp_args = [omp] if omp else []
 
 kernels = Extension(
     "fastsoftmax.cython_backend",
-    sources=["src_cython/cython_backend.pyx"],
+    sources=["src_cython/cython_backend.pyx", "src_cython/simd/fs_kernels.c"],
     include_dirs=["src_cython", "src_cython/simd", numpy.get_include()],
     extra_compile_args=COMPILE_ARGS + omp_args,
     extra_link_args=omp_args,

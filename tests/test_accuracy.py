@@ -90,3 +90,26 @@ def test_row_sum_of_ten_million(backend, dtype):
     got = fastsoftmax.softmax(x, backend=backend)
     total = np.sum(got.astype(np.float64)) if dtype == np.float32 else float(np.sum(got.astype(np.longdouble)))
     assert abs(total - 1) <= 4 * np.finfo(dtype).eps
+
+
+def test_baseline_simd_path_is_selectable_and_accurate():
+    """FASTSOFTMAX_SIMD=baseline forces the portable kernels; they keep the same bounds."""
+    if "cython" not in COMPILED:
+        pytest.skip("no compiled backend")
+    import os
+    import subprocess
+    import sys
+    code = (
+        "import numpy as np, fastsoftmax\n"
+        "from tests.test_accuracy import ulp_error, accuracy_inputs\n"
+        "from tests.util import exact\n"
+        "assert fastsoftmax.info()['simd_path'] == 'baseline', fastsoftmax.info()['simd_path']\n"
+        "for dtype, bound in ((np.float32, 2.0), (np.float64, 4.0)):\n"
+        "    for label, x, axis in accuracy_inputs(dtype):\n"
+        "        err = ulp_error(fastsoftmax.softmax(x, axis=axis, backend='cython'), exact('softmax', x, axis))\n"
+        "        assert err <= bound, (label, err)\n"
+        "print('ok')\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                            env={**os.environ, "FASTSOFTMAX_SIMD": "baseline"}, timeout=600)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]

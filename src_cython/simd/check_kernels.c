@@ -1,0 +1,469 @@
+/*
+ * check_kernels.c -- standalone accuracy / semantics / speed check for
+ * fs_kernels.c against a long double reference.  No Python needed:
+ *   gcc -O3 -fno-trapping-math -fno-math-errno -Wall -Wextra \
+ *       check_kernels.c fs_kernels.c -lm -o check_kernels
+ *   ./check_kernels            # dispatch path (avx2_fma on capable CPUs)
+ *   FASTSOFTMAX_SIMD=baseline ./check_kernels
+ *   ./check_kernels quick      # skip the 10^6 / 10^7 rows and timings
+ * Exit status is non-zero when a bound or a non-finite rule is violated.
+ */
+#include "fs_kernels.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef long double ld;
+
+/* ------------------------------------------------------------------ */
+/* random numbers                                                       */
+/* ------------------------------------------------------------------ */
+static uint64_t rng_s = 0x9E3779B97F4A7C15ull;
+static double urand(void)
+{
+    rng_s ^= rng_s << 13; rng_s ^= rng_s >> 7; rng_s ^= rng_s << 17;
+    return ((rng_s >> 11) + 0.5) * 0x1p-53;
+}
+static double nrand(void) { return sqrt(-2.0 * log(urand())) * cos(6.283185307179586 * urand()); }
+
+/* ------------------------------------------------------------------ */
+/* reference (long double, pairwise sums, exact x - m split)            */
+/* ------------------------------------------------------------------ */
+static ld exp_diff(ld x, ld m)
+{
+    if (x == -INFINITY) return 0.0L;
+    ld s = x - m, bv = s - x, av = s - bv, lo = (x - av) + (-m - bv);
+    return expl(s) * (1.0L + lo);
+}
+static ld pairwise(const ld *v, size_t n)
+{
+    if (n <= 16) { ld s = 0; for (size_t i = 0; i < n; i++) s += v[i]; return s; }
+    return pairwise(v, n / 2) + pairwise(v + n / 2, n - n / 2);
+}
+typedef struct { int anynan, anypinf; ld m, count, others; } refinfo;
+static ld *g_tmp;
+static refinfo ref_scan(const ld *x, size_t n, size_t stride)
+{
+    refinfo r = {0, 0, -INFINITY, 0, 0};
+    for (size_t i = 0; i < n; i++) {
+        ld v = x[i * stride];
+        if (isnan(v)) r.anynan = 1;
+        else { if (v == INFINITY) r.anypinf = 1; if (v > r.m) r.m = v; }
+    }
+    if (r.anynan || !isfinite(r.m)) return r;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        ld v = x[i * stride];
+        if (v == r.m) r.count += 1;
+        else g_tmp[k++] = exp_diff(v, r.m);
+    }
+    r.others = pairwise(g_tmp, k);
+    return r;
+}
+/* kind 0 softmax, 1 log_softmax; out[i * stride] */
+static void ref_row(int kind, const ld *x, size_t n, size_t stride, ld *out)
+{
+    refinfo r = ref_scan(x, n, stride);
+    for (size_t i = 0; i < n; i++) {
+        ld v = x[i * stride], o;
+        if (kind == 0) {
+            if (r.anynan || r.anypinf || r.m == -INFINITY) o = NAN;
+            else o = exp_diff(v, r.m) / (r.count + r.others);
+        } else {
+            if (r.anynan) o = NAN;
+            else if (r.m == INFINITY) o = (v == INFINITY) ? NAN : -INFINITY;
+            else if (r.m == -INFINITY) o = NAN;
+            else o = (v - r.m) - log1pl((r.count - 1) + r.others);
+        }
+        out[i] = o;
+    }
+}
+static ld ref_lse(const ld *x, size_t n, size_t stride)
+{
+    refinfo r = ref_scan(x, n, stride);
+    if (r.anynan) return NAN;
+    if (r.anypinf) return INFINITY;
+    if (r.m == -INFINITY) return -INFINITY;
+    return r.m + log1pl((r.count - 1) + r.others);
+}
+
+/* ------------------------------------------------------------------ */
+/* error accounting                                                     */
+/* ------------------------------------------------------------------ */
+typedef struct {
+    const char *name;
+    double maxulp, maxsum;   /* ULP, row-sum error in eps */
+    long bad, tinybad, checked;
+    char worst[256];
+} stat;
+
+/* ULP of r, or of |floor| when larger (logsumexp with a cancelling max) */
+static ld g_floor;
+static void cmp(stat *st, int f32, ld y, ld r, const char *ctx, size_t idx)
+{
+    st->checked++;
+    int ok;
+    double u = 0;
+    ld maxf = f32 ? FLT_MAX : DBL_MAX;
+    if (r < -maxf * (1 + (f32 ? 0x1p-25L : 0x1p-54L))) r = -INFINITY;   /* reference overflows the dtype */
+    if (r > maxf * (1 + (f32 ? 0x1p-25L : 0x1p-54L))) r = INFINITY;
+    if (isnan(r)) ok = isnan(y);
+    else if (isinf(r)) ok = (y == r);
+    else if (isnan(y) || isinf(y)) ok = 0;
+    else {
+        ld minn = f32 ? FLT_MIN : DBL_MIN;
+        if (fabsl(r) < minn) {
+            if (fabsl(y - r) >= minn) { st->tinybad++; if (st->tinybad < 5) printf("  TINY %s %s idx %zu: y=%Lg ref=%Lg\n", st->name, ctx, idx, y, r); }
+            return;
+        }
+        int e; frexpl(fabsl(r) > g_floor ? r : g_floor, &e);
+        ld ulp = ldexpl(1.0L, e - (f32 ? 24 : 53));
+        u = (double)(fabsl(y - r) / ulp);
+        if (u > st->maxulp) {
+            st->maxulp = u;
+            snprintf(st->worst, sizeof st->worst, "%s idx %zu y=%.17Lg ref=%.20Lg", ctx, idx, y, r);
+        }
+        return;
+    }
+    if (!ok) {
+        st->bad++;
+        if (st->bad < 8) printf("  MISMATCH %s %s idx %zu: y=%Lg ref=%Lg\n", st->name, ctx, idx, y, r);
+    }
+}
+
+enum { K_SM, K_LSM, K_LSE, K_SM_COL, K_LSM_COL, K_LSE_COL, K_SM_SL, K_LSM_SL, K_LSE_SL, NK };
+static const char *kname[NK] = {"softmax_row", "log_softmax_row", "logsumexp_row",
+                                "softmax_cols", "log_softmax_cols", "logsumexp_cols",
+                                "softmax_slices", "log_softmax_slices", "logsumexp_slices"};
+static stat S[2][NK];   /* [f64?][kernel] */
+
+/* ------------------------------------------------------------------ */
+/* slice protocol drivers (k slices, sequential here)                  */
+/* ------------------------------------------------------------------ */
+#define DEF_SLICES(T, SFX)                                                          \
+    static void slices_softmax_##SFX(const T *x, T *y, ptrdiff_t n, int k)          \
+    {                                                                               \
+        T m = fs_slice_max_##SFX(x, (n + k - 1) / k < n ? (n + k - 1) / k : n);     \
+        ptrdiff_t c = (n + k - 1) / k;                                              \
+        for (ptrdiff_t a = c; a < n; a += c)                                        \
+            m = fs_merge_max_##SFX(m, fs_slice_max_##SFX(x + a, n - a < c ? n - a : c)); \
+        fs_dd s = {0, 0};                                                           \
+        for (ptrdiff_t a = 0; a < n; a += c)                                        \
+            s = fs_dd_add(s, fs_slice_sumexp_##SFX(x + a, y + a, n - a < c ? n - a : c, m)); \
+        for (ptrdiff_t a = 0; a < n; a += c)                                        \
+            fs_slice_scale_##SFX(y + a, n - a < c ? n - a : c, m, s);               \
+    }                                                                               \
+    static T slices_lse_##SFX(const T *x, T *y, ptrdiff_t n, int k, int want_log)  \
+    {                                                                               \
+        ptrdiff_t c = (n + k - 1) / k;                                              \
+        T m = fs_slice_max_##SFX(x, n < c ? n : c);                                 \
+        for (ptrdiff_t a = c; a < n; a += c)                                        \
+            m = fs_merge_max_##SFX(m, fs_slice_max_##SFX(x + a, n - a < c ? n - a : c)); \
+        fs_dd s = {0, 0};                                                           \
+        for (ptrdiff_t a = 0; a < n; a += c)                                        \
+            s = fs_dd_add(s, fs_slice_sumexp_##SFX(x + a, NULL, n - a < c ? n - a : c, m)); \
+        if (!want_log) return fs_lse_finish_##SFX(m, s);                            \
+        double L = isfinite(m) ? fs_log_sum(s) : 0.0;                               \
+        for (ptrdiff_t a = 0; a < n; a += c)                                        \
+            fs_slice_log_softmax_##SFX(x + a, y + a, n - a < c ? n - a : c, m, L);  \
+        return 0;                                                                   \
+    }
+DEF_SLICES(float, f32)
+DEF_SLICES(double, f64)
+
+/* ------------------------------------------------------------------ */
+/* row checks                                                           */
+/* ------------------------------------------------------------------ */
+static ld *g_x, *g_r;
+static float *g_xf, *g_yf;
+static double *g_xd, *g_yd;
+
+static void sumcheck(stat *st, int f32, const void *y, size_t n)
+{
+    ld s = 0;
+    for (size_t i = 0; i < n; i++) s += f32 ? (ld)((const float *)y)[i] : (ld)((const double *)y)[i];
+    if (isnan(s)) return;
+    double e = (double)(fabsl(s - 1) / (f32 ? FLT_EPSILON : DBL_EPSILON));
+    if (e > st->maxsum) st->maxsum = e;
+}
+
+/* g_x holds the row (already representable in the dtype) */
+static void check_row(int f64, size_t n, const char *ctx)
+{
+    int f32 = !f64;
+    for (size_t i = 0; i < n; i++) { if (f32) g_xf[i] = (float)g_x[i]; else g_xd[i] = (double)g_x[i]; }
+    for (int kind = 0; kind < 2; kind++) {
+        ref_row(kind, g_x, n, 1, g_r);
+        for (int sl = 0; sl < 2; sl++) {
+            stat *st = &S[f64][(kind == 0 ? K_SM : K_LSM) + (sl ? 6 : 0)];
+            if (f32) {
+                if (!sl) { if (kind == 0) fs_softmax_row_f32(g_xf, g_yf, n); else fs_log_softmax_row_f32(g_xf, g_yf, n); }
+                else if (kind == 0) slices_softmax_f32(g_xf, g_yf, n, 3); else slices_lse_f32(g_xf, g_yf, n, 3, 1);
+                for (size_t i = 0; i < n; i++) cmp(st, 1, g_yf[i], g_r[i], ctx, i);
+                if (kind == 0 && !isnan(g_r[0])) sumcheck(st, 1, g_yf, n);
+            } else {
+                if (!sl) { if (kind == 0) fs_softmax_row_f64(g_xd, g_yd, n); else fs_log_softmax_row_f64(g_xd, g_yd, n); }
+                else if (kind == 0) slices_softmax_f64(g_xd, g_yd, n, 3); else slices_lse_f64(g_xd, g_yd, n, 3, 1);
+                for (size_t i = 0; i < n; i++) cmp(st, 0, g_yd[i], g_r[i], ctx, i);
+                if (kind == 0 && !isnan(g_r[0])) sumcheck(st, 0, g_yd, n);
+            }
+        }
+    }
+    ld r = ref_lse(g_x, n, 1);
+    g_floor = fabsl(ref_scan(g_x, n, 1).m);
+    if (!isfinite(g_floor)) g_floor = 0;
+    if (f32) {
+        cmp(&S[0][K_LSE], 1, fs_logsumexp_row_f32(g_xf, n), r, ctx, 0);
+        cmp(&S[0][K_LSE_SL], 1, slices_lse_f32(g_xf, g_yf, n, 3, 0), r, ctx, 0);
+    } else {
+        cmp(&S[1][K_LSE], 0, fs_logsumexp_row_f64(g_xd, n), r, ctx, 0);
+        cmp(&S[1][K_LSE_SL], 0, slices_lse_f64(g_xd, g_yd, n, 3, 0), r, ctx, 0);
+    }
+    g_floor = 0;
+}
+
+static void gen_row(int f64, size_t n, double off, double sd)
+{
+    for (size_t i = 0; i < n; i++) {
+        double v = off + sd * nrand();
+        g_x[i] = f64 ? (ld)v : (ld)(float)v;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* column checks                                                        */
+/* ------------------------------------------------------------------ */
+static void check_cols(int f64, size_t n, size_t inner, const char *ctx)
+{
+    /* g_x holds the (n, inner) block */
+    size_t N = n * inner;
+    for (size_t i = 0; i < N; i++) { if (!f64) g_xf[i] = (float)g_x[i]; else g_xd[i] = (double)g_x[i]; }
+    for (int kind = 0; kind < 3; kind++) {
+        stat *st = &S[f64][K_SM_COL + kind];
+        if (!f64) {
+            if (kind == 0) fs_softmax_cols_f32(g_xf, g_yf, n, inner);
+            else if (kind == 1) fs_log_softmax_cols_f32(g_xf, g_yf, n, inner);
+            else fs_logsumexp_cols_f32(g_xf, g_yf, n, inner);
+        } else {
+            if (kind == 0) fs_softmax_cols_f64(g_xd, g_yd, n, inner);
+            else if (kind == 1) fs_log_softmax_cols_f64(g_xd, g_yd, n, inner);
+            else fs_logsumexp_cols_f64(g_xd, g_yd, n, inner);
+        }
+        for (size_t j = 0; j < inner; j++) {
+            if (kind == 2) {
+                ld r = ref_lse(g_x + j, n, inner);
+                g_floor = fabsl(ref_scan(g_x + j, n, inner).m);
+                if (!isfinite(g_floor)) g_floor = 0;
+                cmp(st, !f64, f64 ? (ld)g_yd[j] : (ld)g_yf[j], r, ctx, j);
+                g_floor = 0;
+                continue;
+            }
+            ref_row(kind, g_x + j, n, inner, g_r);
+            ld sum = 0;
+            for (size_t i = 0; i < n; i++) {
+                ld y = f64 ? (ld)g_yd[i * inner + j] : (ld)g_yf[i * inner + j];
+                cmp(st, !f64, y, g_r[i], ctx, i * inner + j);
+                sum += y;
+            }
+            if (kind == 0 && !isnan(g_r[0])) {
+                double e = (double)(fabsl(sum - 1) / (f64 ? DBL_EPSILON : FLT_EPSILON));
+                if (e > st->maxsum) st->maxsum = e;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* timing                                                               */
+/* ------------------------------------------------------------------ */
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+static volatile double sink;
+static double bench(int f64, int kernel, size_t rows, size_t n)
+{
+    size_t N = rows * n;
+    double best = 1e30;
+    for (size_t i = 0; i < N; i++) {
+        double v = 3 * nrand();
+        if (f64) g_xd[i] = v; else g_xf[i] = (float)v;
+    }
+    int reps = 0;
+    double t0 = now();
+    while (reps < 3 || (now() - t0 < 0.3 && reps < 1000)) {
+        double a = now();
+        for (size_t r = 0; r < rows; r++) {
+            if (!f64) {
+                const float *x = g_xf + r * n; float *y = g_yf + r * n;
+                switch (kernel) {
+                case 0: fs_softmax_row_f32(x, y, n); break;
+                case 1: fs_log_softmax_row_f32(x, y, n); break;
+                case 2: sink += fs_logsumexp_row_f32(x, n); break;
+                case 3: fs_softmax_cols_f32(g_xf, g_yf, rows, n); r = rows; break;
+                case 4: fs_log_softmax_cols_f32(g_xf, g_yf, rows, n); r = rows; break;
+                case 5: fs_logsumexp_cols_f32(g_xf, g_yf, rows, n); r = rows; break;
+                }
+            } else {
+                const double *x = g_xd + r * n; double *y = g_yd + r * n;
+                switch (kernel) {
+                case 0: fs_softmax_row_f64(x, y, n); break;
+                case 1: fs_log_softmax_row_f64(x, y, n); break;
+                case 2: sink += fs_logsumexp_row_f64(x, n); break;
+                case 3: fs_softmax_cols_f64(g_xd, g_yd, rows, n); r = rows; break;
+                case 4: fs_log_softmax_cols_f64(g_xd, g_yd, rows, n); r = rows; break;
+                case 5: fs_logsumexp_cols_f64(g_xd, g_yd, rows, n); r = rows; break;
+                }
+            }
+        }
+        double dt = now() - a;
+        if (dt < best) best = dt;
+        reps++;
+    }
+    return best * 1e9 / (double)N;
+}
+
+/* ------------------------------------------------------------------ */
+int main(int argc, char **argv)
+{
+    int quick = argc > 1 && strcmp(argv[1], "quick") == 0;
+    int bench_only = argc > 1 && strcmp(argv[1], "bench") == 0;
+    fs_init();
+    printf("fastsoftmax kernels, path: %s\n", fs_simd_path());
+    size_t MAXN = 10000000;
+    g_x = malloc(MAXN * sizeof(ld)); g_r = malloc(MAXN * sizeof(ld)); g_tmp = malloc(MAXN * sizeof(ld));
+    g_xf = malloc(MAXN * sizeof(float)); g_yf = malloc(MAXN * sizeof(float));
+    g_xd = malloc(MAXN * sizeof(double)); g_yd = malloc(MAXN * sizeof(double));
+    for (int f = 0; f < 2; f++) for (int k = 0; k < NK; k++) S[f][k].name = kname[k];
+
+    for (int f64 = 0; f64 < 2 && !bench_only; f64++) {
+        char ctx[128];
+        /* random rows */
+        size_t lens[] = {1, 1000, 152064, 1000000};
+        double offs[] = {0, 0, 1e4, -1e4}, sds[] = {3, 30, 3, 30};
+        for (int li = 0; li < 4; li++) {
+            if (quick && lens[li] > 200000) continue;
+            for (int oi = 0; oi < 4; oi++) {
+                gen_row(f64, lens[li], offs[oi], sds[oi]);
+                snprintf(ctx, sizeof ctx, "n=%zu off=%g sd=%g", lens[li], offs[oi], sds[oi]);
+                check_row(f64, lens[li], ctx);
+            }
+        }
+        /* tails */
+        for (size_t n = 1; n <= 40; n++)
+            for (int rep = 0; rep < 20; rep++) {
+                gen_row(f64, n, rep % 3 ? 0 : -5, rep % 2 ? 30 : 3);
+                snprintf(ctx, sizeof ctx, "tail n=%zu rep=%d", n, rep);
+                check_row(f64, n, ctx);
+            }
+        /* edge rows */
+        ld big = f64 ? DBL_MAX * 0.9L : FLT_MAX * 0.9L, sub = f64 ? 1e-310L : (ld)1e-40f;
+        ld N_ = NAN, I_ = INFINITY;
+        struct { int n; ld v[6]; } edge[] = {
+            {1, {N_}}, {2, {1, N_}}, {3, {N_, 1, 2}}, {1, {I_}}, {2, {1, I_}}, {3, {I_, I_, 1}},
+            {1, {-I_}}, {2, {-I_, -I_}}, {2, {1, -I_}}, {2, {I_, N_}}, {2, {-I_, N_}}, {2, {N_, N_}},
+            {2, {I_, -I_}}, {3, {N_, I_, -I_}}, {2, {big, -big}}, {3, {-big, big, 0}}, {2, {-big, -big}},
+            {4, {sub, -sub, 0, sub * 1e-4L}}, {2, {100, 0}}, {2, {30, 0}}, {2, {90, 0}}, {2, {1000, 0}},
+            {3, {5, 5, 5}}, {2, {-0.693147180559945309417L, -0.693147180559945309417L}}, {1, {0}},
+            {3, {-80, -88, -87.3}}, {3, {0, -103, -104}}, {3, {0, -708, -745}}, {2, {-1e30L, -1e30L}},
+        };
+        for (size_t e = 0; e < sizeof edge / sizeof edge[0]; e++) {
+            for (int i = 0; i < edge[e].n; i++) g_x[i] = f64 ? (ld)(double)edge[e].v[i] : (ld)(float)edge[e].v[i];
+            snprintf(ctx, sizeof ctx, "edge %zu", e);
+            check_row(f64, edge[e].n, ctx);
+        }
+        /* specials planted in random rows of various lengths, at various places */
+        ld specials[] = {N_, I_, -I_};
+        size_t plens[] = {5, 8, 13, 37, 64, 1000};
+        for (int s = 0; s < 3; s++)
+            for (int li = 0; li < 6; li++)
+                for (int pos = 0; pos < 3; pos++) {
+                    size_t n = plens[li];
+                    gen_row(f64, n, 0, 3);
+                    size_t p = pos == 0 ? 0 : pos == 1 ? n / 2 : n - 1;
+                    g_x[p] = specials[s];
+                    if (s == 2) for (size_t i = 0; i < n; i += 2) g_x[i] = -I_;
+                    snprintf(ctx, sizeof ctx, "planted s=%d n=%zu p=%zu", s, n, p);
+                    check_row(f64, n, ctx);
+                }
+        /* peaked rows: y_max = -log1p(others) */
+        for (int pk = 0; pk < 4; pk++) {
+            double P[] = {20, 40, 60, 15};
+            size_t n = 1000;
+            for (size_t i = 0; i < n; i++) g_x[i] = 0;
+            g_x[n / 3] = f64 ? (ld)P[pk] : (ld)(float)P[pk];
+            snprintf(ctx, sizeof ctx, "peaked %g", P[pk]);
+            check_row(f64, n, ctx);
+        }
+        /* 10^7 row: row sum */
+        if (!quick) {
+            size_t n = 10000000;
+            gen_row(f64, n, 0, 3);
+            check_row(f64, n, "n=1e7 sd=3");
+        }
+        /* columns */
+        size_t cn = quick ? 300 : 2000;
+        for (int sdi = 0; sdi < 2; sdi++) {
+            gen_row(f64, cn * cn, 0, sdi ? 30 : 3);
+            snprintf(ctx, sizeof ctx, "cols %zux%zu sd=%d", cn, cn, sdi ? 30 : 3);
+            check_cols(f64, cn, cn, ctx);
+        }
+        for (size_t n = 1; n <= 6; n++)
+            for (size_t inner = 1; inner <= 21; inner += 2) {
+                gen_row(f64, n * inner, 0, 3);
+                for (size_t j = 0; j < inner; j++) {   /* plant specials in some columns */
+                    int t = j % 7;
+                    if (t == 1) g_x[j] = N_;
+                    if (t == 2) g_x[(n - 1) * inner + j] = I_;
+                    if (t == 3) for (size_t i = 0; i < n; i++) g_x[i * inner + j] = -I_;
+                    if (t == 4) { g_x[j] = I_; g_x[(n - 1) * inner + j] = N_; }
+                    if (t == 5) g_x[j] = -I_;
+                    if (t == 6) g_x[j] = f64 ? 40.0L : 20.0L;
+                }
+                snprintf(ctx, sizeof ctx, "cols small %zux%zu", n, inner);
+                check_cols(f64, n, inner, ctx);
+            }
+        for (size_t inner = 250; inner <= 270; inner += 3) {   /* tile boundaries */
+            gen_row(f64, 7 * inner, 1e4, 3);
+            snprintf(ctx, sizeof ctx, "cols 7x%zu", inner);
+            check_cols(f64, 7, inner, ctx);
+        }
+    }
+
+    /* report */
+    double lim[2][NK] = {{2, 4, 2, 2, 4, 2, 2, 4, 2}, {4, 4, 2, 4, 4, 2, 4, 4, 2}};
+    int fail = 0;
+    printf("\n%-20s %-4s %9s %8s %8s %9s %9s\n", "kernel", "dt", "checked", "maxULP", "sum_eps", "nonfinite", "tiny_bad");
+    for (int f = 0; f < 2; f++)
+        for (int k = 0; k < NK; k++) {
+            stat *st = &S[f][k];
+            int bad = st->bad || st->tinybad || st->maxulp > lim[f][k] || st->maxsum > 4;
+            fail |= bad;
+            printf("%-20s %-4s %9ld %8.3f %8.3f %9ld %9ld%s\n", st->name, f ? "f64" : "f32", st->checked,
+                   st->maxulp, st->maxsum, st->bad, st->tinybad, bad ? "  <-- FAIL" : "");
+            if (getenv("FS_VERBOSE")) printf("      worst: %s\n", st->worst);
+        }
+
+    if (!quick) {
+        printf("\ntiming (ns/element, best of repeats, single thread)\n");
+        const char *bn[6] = {"softmax_row", "log_softmax_row", "logsumexp_row", "softmax_cols", "log_softmax_cols", "logsumexp_cols"};
+        for (int f = 0; f < 2; f++)
+            for (int k = 0; k < 6; k++) {
+                if (k < 3) {
+                    double a = bench(f, k, 256, 1000), b = bench(f, k, 1, 1000000);
+                    printf("%-18s %s  256x1000: %6.3f   1x1e6: %6.3f\n", bn[k], f ? "f64" : "f32", a, b);
+                } else {
+                    double a = bench(f, k, 2000, 2000), b = bench(f, k, 256, 256);
+                    printf("%-18s %s  2000x2000: %6.3f  256x256: %6.3f\n", bn[k], f ? "f64" : "f32", a, b);
+                }
+            }
+    }
+    return fail;
+}
