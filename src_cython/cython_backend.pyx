@@ -4,14 +4,16 @@ Layers, bottom up:
 1. C kernels (src_cython/simd/fs_kernels.c): one row, one block of columns, or one slice of a huge row, each
    within a few ULP; an AVX2+FMA build and a portable one, picked once at import by CPUID.
 2. Fused-type shims (`cdef inline ... noexcept nogil`) that pick the float32 or float64 kernel.
-3. Parallel drivers: a static `prange` over rows or column blocks. A row too long to leave the other threads
-   idle is cut into one slice per thread; the slices' maxima and sums are merged serially in slice order, so
-   results never depend on thread timing.
+3. Parallel drivers: a static `prange` over rows, or over column ranges. A row too long to leave the other
+   threads idle is cut into one slice per thread and read twice: a pass that finds each slice's max and sum
+   at once, then a writing pass; the slices' maxima and sums merge serially in slice order, so results never
+   depend on thread timing.
 4. The Python front (`softmax`, `log_softmax`, `logsumexp`): arrays the package has already validated and made
    C-contiguous (fastsoftmax/_layout.py); the input is typed const, so read-only arrays work.
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.math cimport INFINITY
 from libc.stdlib cimport free, malloc
 
 cdef extern from "fs_openmp.h":
@@ -30,22 +32,18 @@ cdef extern from "fs_kernels.h" nogil:
     void fs_log_softmax_row_f64(const double *x, double *y, Py_ssize_t n)
     float fs_logsumexp_row_f32(const float *x, Py_ssize_t n)
     double fs_logsumexp_row_f64(const double *x, Py_ssize_t n)
-    void fs_softmax_cols_f32(const float *x, float *y, Py_ssize_t n, Py_ssize_t inner)
-    void fs_softmax_cols_f64(const double *x, double *y, Py_ssize_t n, Py_ssize_t inner)
-    void fs_log_softmax_cols_f32(const float *x, float *y, Py_ssize_t n, Py_ssize_t inner)
-    void fs_log_softmax_cols_f64(const double *x, double *y, Py_ssize_t n, Py_ssize_t inner)
-    void fs_logsumexp_cols_f32(const float *x, float *y, Py_ssize_t n, Py_ssize_t inner)
-    void fs_logsumexp_cols_f64(const double *x, double *y, Py_ssize_t n, Py_ssize_t inner)
-    float fs_slice_max_f32(const float *x, Py_ssize_t n)
-    double fs_slice_max_f64(const double *x, Py_ssize_t n)
-    float fs_merge_max_f32(float a, float b)
-    double fs_merge_max_f64(double a, double b)
-    fs_dd fs_slice_sumexp_f32(const float *x, float *y, Py_ssize_t n, float max)
-    fs_dd fs_slice_sumexp_f64(const double *x, double *y, Py_ssize_t n, double max)
-    fs_dd fs_dd_add(fs_dd a, fs_dd b)
+    void fs_softmax_cols_f32(const float *x, float *y, Py_ssize_t n, Py_ssize_t inner, Py_ssize_t ld)
+    void fs_softmax_cols_f64(const double *x, double *y, Py_ssize_t n, Py_ssize_t inner, Py_ssize_t ld)
+    void fs_log_softmax_cols_f32(const float *x, float *y, Py_ssize_t n, Py_ssize_t inner, Py_ssize_t ld)
+    void fs_log_softmax_cols_f64(const double *x, double *y, Py_ssize_t n, Py_ssize_t inner, Py_ssize_t ld)
+    void fs_logsumexp_cols_f32(const float *x, float *y, Py_ssize_t n, Py_ssize_t inner, Py_ssize_t ld)
+    void fs_logsumexp_cols_f64(const double *x, double *y, Py_ssize_t n, Py_ssize_t inner, Py_ssize_t ld)
+    fs_dd fs_slice_max_sumexp_f32(const float *x, Py_ssize_t n, float *max_out)
+    fs_dd fs_slice_max_sumexp_f64(const double *x, Py_ssize_t n, double *max_out)
+    double fs_merge_slices(const double *maxima, const fs_dd *sums, Py_ssize_t k, fs_dd *sum_out)
     double fs_log_sum(fs_dd s)
-    void fs_slice_scale_f32(float *y, Py_ssize_t n, float max, fs_dd sum)
-    void fs_slice_scale_f64(double *y, Py_ssize_t n, double max, fs_dd sum)
+    void fs_slice_exp_scale_f32(const float *x, float *y, Py_ssize_t n, float max, fs_dd sum)
+    void fs_slice_exp_scale_f64(const double *x, double *y, Py_ssize_t n, double max, fs_dd sum)
     void fs_slice_log_softmax_f32(const float *x, float *y, Py_ssize_t n, float max, double log_sum)
     void fs_slice_log_softmax_f64(const double *x, double *y, Py_ssize_t n, double max, double log_sum)
     float fs_lse_finish_f32(float max, fs_dd sum)
@@ -90,109 +88,105 @@ cdef inline void row_kernel(const floating *x, floating *y, Py_ssize_t n, Kind k
             fs_log_softmax_row_f64(x, y, n)
 
 
-cdef inline void cols_kernel(const floating *x, floating *y, Py_ssize_t n, Py_ssize_t inner,
+cdef inline void cols_kernel(const floating *x, floating *y, Py_ssize_t n, Py_ssize_t width, Py_ssize_t ld,
                              Kind kind) noexcept nogil:
     if floating is float:
         if kind == SOFTMAX:
-            fs_softmax_cols_f32(x, y, n, inner)
+            fs_softmax_cols_f32(x, y, n, width, ld)
         else:
-            fs_log_softmax_cols_f32(x, y, n, inner)
+            fs_log_softmax_cols_f32(x, y, n, width, ld)
     else:
         if kind == SOFTMAX:
-            fs_softmax_cols_f64(x, y, n, inner)
+            fs_softmax_cols_f64(x, y, n, width, ld)
         else:
-            fs_log_softmax_cols_f64(x, y, n, inner)
+            fs_log_softmax_cols_f64(x, y, n, width, ld)
 
 
-cdef inline floating slice_max(const floating *x, Py_ssize_t n) noexcept nogil:
+cdef inline void logsumexp_cols(const floating *x, floating *y, Py_ssize_t n, Py_ssize_t width,
+                                Py_ssize_t ld) noexcept nogil:
     if floating is float:
-        return fs_slice_max_f32(x, n)
+        fs_logsumexp_cols_f32(x, y, n, width, ld)
     else:
-        return fs_slice_max_f64(x, n)
+        fs_logsumexp_cols_f64(x, y, n, width, ld)
 
 
-cdef inline floating merge_max(floating a, floating b) noexcept nogil:
+cdef inline fs_dd slice_max_sumexp(const floating *x, Py_ssize_t n, double *max_out) noexcept nogil:
+    cdef float m32
+    cdef fs_dd s
     if floating is float:
-        return fs_merge_max_f32(a, b)
+        s = fs_slice_max_sumexp_f32(x, n, &m32)
+        max_out[0] = m32
+        return s
     else:
-        return fs_merge_max_f64(a, b)
+        return fs_slice_max_sumexp_f64(x, n, max_out)
 
 
-cdef inline fs_dd slice_sumexp(const floating *x, floating *y, Py_ssize_t n, floating m) noexcept nogil:
-    if floating is float:
-        return fs_slice_sumexp_f32(x, y, n, m)
-    else:
-        return fs_slice_sumexp_f64(x, y, n, m)
-
-
-cdef inline void slice_finish(const floating *x, floating *y, Py_ssize_t n, floating m, fs_dd total,
+cdef inline void slice_finish(const floating *x, floating *y, Py_ssize_t n, double m, fs_dd total,
                               Kind kind) noexcept nogil:
+    cdef double log_total = 0.0 if m == INFINITY else fs_log_sum(total)  # +inf: scipy's x - inf - 0
     if floating is float:
         if kind == SOFTMAX:
-            fs_slice_scale_f32(y, n, m, total)
+            fs_slice_exp_scale_f32(x, y, n, <float>m, total)
         else:
-            fs_slice_log_softmax_f32(x, y, n, m, fs_log_sum(total))
+            fs_slice_log_softmax_f32(x, y, n, <float>m, log_total)
     else:
         if kind == SOFTMAX:
-            fs_slice_scale_f64(y, n, m, total)
+            fs_slice_exp_scale_f64(x, y, n, m, total)
         else:
-            fs_slice_log_softmax_f64(x, y, n, m, fs_log_sum(total))
+            fs_slice_log_softmax_f64(x, y, n, m, log_total)
 
 
 # ---- 3. parallel drivers ---------------------------------------------------------------------------------------------
 
-cdef struct Reduction:
-    double max      # the row's maximum, nan if the row holds a nan
-    fs_dd total     # sum of exp(x - max)
+cdef inline Py_ssize_t slice_length(Py_ssize_t n, int parts) noexcept nogil:
+    """Length of each of `parts` slices of n elements, rounded up to whole 64-byte lines of float32."""
+    return ((n + parts - 1) // parts + 15) // 16 * 16
 
 
-cdef Reduction split_row(const floating *x, floating *y, Py_ssize_t n, int n_threads, bint store) noexcept nogil:
-    """Max and sum of one row cut into n_threads slices; with `store`, y receives exp(x - max)."""
-    cdef Py_ssize_t chunk = ((n + n_threads - 1) // n_threads + 15) // 16 * 16  # slices start on cache lines
+cdef double split_row(const floating *x, Py_ssize_t n, int n_threads, fs_dd *total) noexcept nogil:
+    """The max and (into total) the sum of exp(x - max) of one row, one slice per thread, one pass over x."""
+    cdef Py_ssize_t chunk = slice_length(n, n_threads)
     cdef Py_ssize_t t, start
-    cdef floating *maxima = <floating *>malloc(n_threads * sizeof(floating))
-    cdef fs_dd *totals = <fs_dd *>malloc(n_threads * sizeof(fs_dd))
-    cdef floating m
-    cdef Reduction r
-    for t in prange(n_threads, schedule="static", num_threads=n_threads):
+    cdef int parts = <int>((n + chunk - 1) // chunk)
+    cdef double *maxima = <double *>malloc(parts * sizeof(double))
+    cdef fs_dd *totals = <fs_dd *>malloc(parts * sizeof(fs_dd))
+    cdef double m
+    for t in prange(parts, schedule="static", num_threads=n_threads):
         start = t * chunk
-        if start < n:
-            maxima[t] = slice_max(x + start, min(chunk, n - start))
-    m = maxima[0]
-    for t in range(1, n_threads):
-        if t * chunk < n:
-            m = merge_max(m, maxima[t])
-    for t in prange(n_threads, schedule="static", num_threads=n_threads):
-        start = t * chunk
-        if start < n:
-            totals[t] = slice_sumexp(x + start, y + start if store else NULL, min(chunk, n - start), m)
-    r.max = m
-    r.total = totals[0]
-    for t in range(1, n_threads):
-        if t * chunk < n:
-            r.total = fs_dd_add(r.total, totals[t])
+        totals[t] = slice_max_sumexp(x + start, min(chunk, n - start), &maxima[t])
+    m = fs_merge_slices(maxima, totals, parts, total)
     free(maxima)
     free(totals)
-    return r
+    return m
 
 
 cdef void softmax_split_row(const floating *x, floating *y, Py_ssize_t n, Kind kind, int n_threads) noexcept nogil:
-    cdef Reduction r = split_row(x, y, n, n_threads, kind == SOFTMAX)
-    cdef Py_ssize_t chunk = ((n + n_threads - 1) // n_threads + 15) // 16 * 16
+    """A row too long to leave threads idle: a reduction pass and a writing pass, both split into slices."""
+    cdef fs_dd total
+    cdef double m = split_row(x, n, n_threads, &total)
+    cdef Py_ssize_t chunk = slice_length(n, n_threads)
     cdef Py_ssize_t t, start
-    for t in prange(n_threads, schedule="static", num_threads=n_threads):
+    for t in prange((n + chunk - 1) // chunk, schedule="static", num_threads=n_threads):
         start = t * chunk
-        if start < n:
-            slice_finish(x + start, y + start, min(chunk, n - start), <floating>r.max, r.total, kind)
+        slice_finish(x + start, y + start, min(chunk, n - start), m, total, kind)
+
+
+cdef inline Py_ssize_t column_width(Py_ssize_t outer, Py_ssize_t inner, int n_threads) noexcept nogil:
+    """Columns per task: all of a block when blocks keep the threads busy, else a share of each block."""
+    return inner if outer >= n_threads else slice_length(inner, n_threads)
 
 
 cdef void softmax_lines(const floating[:, :, ::1] x, floating[:, :, ::1] y, Kind kind, int n_threads) noexcept nogil:
-    cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2], o
+    cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2], o, task, j0, width, parts
     cdef const floating *xs = &x[0, 0, 0]
     cdef floating *ys = &y[0, 0, 0]
     if inner > 1:
-        for o in prange(outer, schedule="static", num_threads=n_threads):
-            cols_kernel(xs + o * n * inner, ys + o * n * inner, n, inner, kind)
+        width = column_width(outer, inner, n_threads)
+        parts = (inner + width - 1) // width
+        for task in prange(outer * parts, schedule="static", num_threads=n_threads):
+            o = task // parts
+            j0 = (task - o * parts) * width
+            cols_kernel(xs + o * n * inner + j0, ys + o * n * inner + j0, n, min(width, inner - j0), inner, kind)
     elif outer < n_threads and n >= SPLIT_ROW_MIN:
         for o in range(outer):
             softmax_split_row(xs + o * n, ys + o * n, n, kind, n_threads)
@@ -202,23 +196,25 @@ cdef void softmax_lines(const floating[:, :, ::1] x, floating[:, :, ::1] y, Kind
 
 
 cdef void logsumexp_lines(const floating[:, :, ::1] x, floating[:, ::1] y, int n_threads) noexcept nogil:
-    cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2], o
+    cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2], o, task, j0, width, parts
     cdef const floating *xs = &x[0, 0, 0]
     cdef floating *ys = &y[0, 0]
-    cdef Reduction r
+    cdef fs_dd total
+    cdef double m
     if inner > 1:
-        for o in prange(outer, schedule="static", num_threads=n_threads):
-            if floating is float:
-                fs_logsumexp_cols_f32(xs + o * n * inner, ys + o * inner, n, inner)
-            else:
-                fs_logsumexp_cols_f64(xs + o * n * inner, ys + o * inner, n, inner)
+        width = column_width(outer, inner, n_threads)
+        parts = (inner + width - 1) // width
+        for task in prange(outer * parts, schedule="static", num_threads=n_threads):
+            o = task // parts
+            j0 = (task - o * parts) * width
+            logsumexp_cols(xs + o * n * inner + j0, ys + o * inner + j0, n, min(width, inner - j0), inner)
     elif outer < n_threads and n >= SPLIT_ROW_MIN:
         for o in range(outer):
-            r = split_row(xs + o * n, <floating *>NULL, n, n_threads, False)
+            m = split_row(xs + o * n, n, n_threads, &total)
             if floating is float:
-                ys[o] = fs_lse_finish_f32(<float>r.max, r.total)
+                ys[o] = fs_lse_finish_f32(<float>m, total)
             else:
-                ys[o] = fs_lse_finish_f64(r.max, r.total)
+                ys[o] = fs_lse_finish_f64(m, total)
     else:
         for o in prange(outer, schedule="static", num_threads=n_threads):
             if floating is float:

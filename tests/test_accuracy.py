@@ -37,6 +37,8 @@ def accuracy_inputs(dtype):
     yield "152064-long rows", rng.normal(0, 3, (2, 152064)).astype(dtype), -1
     yield "axis 0 std 30", rng.normal(0, 30, (500, 300)).astype(dtype), 0
     yield "10^6 row", rng.normal(0, 3, 10**6).astype(dtype), None
+    rising = np.sort(rng.normal(0, 30, 10**6))  # the running max grows all along: many rescaled partial sums
+    yield "10^6 rising row", rising.astype(dtype), None
     yield "short rows and tails", rng.normal(0, 10, (40, 37)).astype(dtype), -1
     peaked = rng.normal(0, 1, (8, 200))
     peaked[:, 3] = 60.0 if dtype == np.float64 else 25.0  # the top class of a confident row: y ~ 1, log y ~ -1e-9

@@ -200,3 +200,12 @@ def long_line_cases():
         yield f"dtype={np.dtype(dtype).name} shape=(10**6,) axis=None", x, None
         yield f"dtype={np.dtype(dtype).name} shape=(2, 5*10**5) axis=-1", x.reshape(2, -1), -1
         yield f"dtype={np.dtype(dtype).name} shape=(5*10**5, 2) axis=0", x.reshape(-1, 2), 0
+        # a row split across threads, with the special value in the last slice only
+        for label, where, value in (("+inf", -3, np.inf), ("nan", -5, np.nan), ("-inf", 7, -np.inf)):
+            special = x.copy()
+            special[where] = value
+            yield f"dtype={np.dtype(dtype).name} shape=(10**6,) axis=None with {label}", special, None
+        peak = x.copy()
+        peak[-1] = 60  # the max sits in the last block: every earlier partial sum is rescaled
+        yield f"dtype={np.dtype(dtype).name} shape=(10**6,) axis=None peak at the end", peak, None
+        yield f"dtype={np.dtype(dtype).name} shape=(10**6,) axis=None all -inf", np.full_like(x, -np.inf), None

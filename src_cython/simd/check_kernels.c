@@ -246,13 +246,13 @@ static void check_cols(int f64, size_t n, size_t inner, const char *ctx)
     for (int kind = 0; kind < 3; kind++) {
         stat *st = &S[f64][K_SM_COL + kind];
         if (!f64) {
-            if (kind == 0) fs_softmax_cols_f32(g_xf, g_yf, n, inner);
-            else if (kind == 1) fs_log_softmax_cols_f32(g_xf, g_yf, n, inner);
-            else fs_logsumexp_cols_f32(g_xf, g_yf, n, inner);
+            if (kind == 0) fs_softmax_cols_f32(g_xf, g_yf, n, inner, inner);
+            else if (kind == 1) fs_log_softmax_cols_f32(g_xf, g_yf, n, inner, inner);
+            else fs_logsumexp_cols_f32(g_xf, g_yf, n, inner, inner);
         } else {
-            if (kind == 0) fs_softmax_cols_f64(g_xd, g_yd, n, inner);
-            else if (kind == 1) fs_log_softmax_cols_f64(g_xd, g_yd, n, inner);
-            else fs_logsumexp_cols_f64(g_xd, g_yd, n, inner);
+            if (kind == 0) fs_softmax_cols_f64(g_xd, g_yd, n, inner, inner);
+            else if (kind == 1) fs_log_softmax_cols_f64(g_xd, g_yd, n, inner, inner);
+            else fs_logsumexp_cols_f64(g_xd, g_yd, n, inner, inner);
         }
         for (size_t j = 0; j < inner; j++) {
             if (kind == 2) {
@@ -307,9 +307,9 @@ static double bench(int f64, int kernel, size_t rows, size_t n)
                 case 0: fs_softmax_row_f32(x, y, n); break;
                 case 1: fs_log_softmax_row_f32(x, y, n); break;
                 case 2: sink += fs_logsumexp_row_f32(x, n); break;
-                case 3: fs_softmax_cols_f32(g_xf, g_yf, rows, n); r = rows; break;
-                case 4: fs_log_softmax_cols_f32(g_xf, g_yf, rows, n); r = rows; break;
-                case 5: fs_logsumexp_cols_f32(g_xf, g_yf, rows, n); r = rows; break;
+                case 3: fs_softmax_cols_f32(g_xf, g_yf, rows, n, n); r = rows; break;
+                case 4: fs_log_softmax_cols_f32(g_xf, g_yf, rows, n, n); r = rows; break;
+                case 5: fs_logsumexp_cols_f32(g_xf, g_yf, rows, n, n); r = rows; break;
                 }
             } else {
                 const double *x = g_xd + r * n; double *y = g_yd + r * n;
@@ -317,9 +317,9 @@ static double bench(int f64, int kernel, size_t rows, size_t n)
                 case 0: fs_softmax_row_f64(x, y, n); break;
                 case 1: fs_log_softmax_row_f64(x, y, n); break;
                 case 2: sink += fs_logsumexp_row_f64(x, n); break;
-                case 3: fs_softmax_cols_f64(g_xd, g_yd, rows, n); r = rows; break;
-                case 4: fs_log_softmax_cols_f64(g_xd, g_yd, rows, n); r = rows; break;
-                case 5: fs_logsumexp_cols_f64(g_xd, g_yd, rows, n); r = rows; break;
+                case 3: fs_softmax_cols_f64(g_xd, g_yd, rows, n, n); r = rows; break;
+                case 4: fs_log_softmax_cols_f64(g_xd, g_yd, rows, n, n); r = rows; break;
+                case 5: fs_logsumexp_cols_f64(g_xd, g_yd, rows, n, n); r = rows; break;
                 }
             }
         }

@@ -141,13 +141,15 @@ typedef struct {
     float (*max_f32)(const float *, ptrdiff_t, int);
     fs_dd (*expsum_f32)(const float *, float *, ptrdiff_t, float);
     void (*scale_f32)(float *, ptrdiff_t, double);
+    void (*expscale_f32)(const float *, float *, ptrdiff_t, float, double);
     void (*sub_f32)(const float *, float *, ptrdiff_t, float, float);
-    void (*cols_f32)(const float *, float *, ptrdiff_t, ptrdiff_t, int);
+    void (*cols_f32)(const float *, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
     double (*max_f64)(const double *, ptrdiff_t, int);
     fs_dd (*expsum_f64)(const double *, double *, ptrdiff_t, double);
     void (*scale_f64)(double *, ptrdiff_t, fs_dd);
+    void (*expscale_f64)(const double *, double *, ptrdiff_t, double, fs_dd);
     void (*sub_f64)(const double *, double *, ptrdiff_t, double, double);
-    void (*cols_f64)(const double *, double *, ptrdiff_t, ptrdiff_t, int);
+    void (*cols_f64)(const double *, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
 } fs_table;
 
 typedef float fs_v8f __attribute__((vector_size(32)));
@@ -317,12 +319,12 @@ double fs_logsumexp_row_f64(const double *x, ptrdiff_t n)
 /* ------------------------------------------------------------------ */
 /* columns                                                              */
 /* ------------------------------------------------------------------ */
-void fs_softmax_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner) { g_tab->cols_f32(x, y, n, inner, 0); }
-void fs_softmax_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner) { g_tab->cols_f64(x, y, n, inner, 0); }
-void fs_log_softmax_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner) { g_tab->cols_f32(x, y, n, inner, 1); }
-void fs_log_softmax_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner) { g_tab->cols_f64(x, y, n, inner, 1); }
-void fs_logsumexp_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner) { g_tab->cols_f32(x, y, n, inner, 2); }
-void fs_logsumexp_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner) { g_tab->cols_f64(x, y, n, inner, 2); }
+void fs_softmax_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld) { g_tab->cols_f32(x, y, n, inner, ld, 0); }
+void fs_softmax_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld) { g_tab->cols_f64(x, y, n, inner, ld, 0); }
+void fs_log_softmax_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld) { g_tab->cols_f32(x, y, n, inner, ld, 1); }
+void fs_log_softmax_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld) { g_tab->cols_f64(x, y, n, inner, ld, 1); }
+void fs_logsumexp_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld) { g_tab->cols_f32(x, y, n, inner, ld, 2); }
+void fs_logsumexp_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld) { g_tab->cols_f64(x, y, n, inner, ld, 2); }
 
 /* ------------------------------------------------------------------ */
 /* slices                                                               */
@@ -380,4 +382,98 @@ double fs_lse_finish_f64(double max, fs_dd sum)
     if (!isfinite(max)) return max;
     if (isnan(sum.hi)) return NAN;
     return fs_lse_f64(max, sum);
+}
+
+/* ------------------------------------------------------------------ */
+/* huge rows in two passes over memory                                  */
+/* ------------------------------------------------------------------ */
+/* s * f as a double-double (f = exp(old max - new max) <= 1). */
+static fs_dd fs_dd_scale(fs_dd s, double f)
+{
+    double hi = s.hi * f;
+    return fs_fast_two_sum(hi, fma(s.hi, f, -hi) + s.lo * f);
+}
+
+/* One pass: the running max and the sum of exp(x - running max), block by
+   block; a block is read from memory by the max and again from cache by
+   the exp.  When the max grows, the sum so far is rescaled by
+   exp(old - new), which keeps the count-the-max form exact for the
+   entries equal to the final max. */
+#define FS_ONLINE_BLOCK 4096
+
+fs_dd fs_slice_max_sumexp_f32(const float *x, ptrdiff_t n, float *max_out)
+{
+    const fs_table *t = g_tab;
+    float m = -INFINITY;
+    fs_dd s = {0.0, 0.0};
+    for (ptrdiff_t i = 0; i < n; i += FS_ONLINE_BLOCK) {
+        ptrdiff_t k = n - i < FS_ONLINE_BLOCK ? n - i : FS_ONLINE_BLOCK;
+        float bm = t->max_f32(x + i, k, 1);
+        if (isnan(bm)) { *max_out = bm; fs_dd r = {NAN, 0.0}; return r; }
+        if (bm == INFINITY) {      /* the sum is moot; only a later nan still matters */
+            for (i += k; i < n; i += FS_ONLINE_BLOCK)
+                if (isnan(t->max_f32(x + i, n - i < FS_ONLINE_BLOCK ? n - i : FS_ONLINE_BLOCK, 1))) { bm = NAN; break; }
+            *max_out = bm; fs_dd r = {NAN, 0.0}; return r;
+        }
+        if (bm > m) {
+            if (m != -INFINITY) s = fs_dd_scale(s, exp((double)m - (double)bm));
+            m = bm;
+        }
+        if (m != -INFINITY) s = fs_dd_add(s, t->expsum_f32(x + i, NULL, k, m));
+    }
+    *max_out = m;
+    return s;
+}
+
+fs_dd fs_slice_max_sumexp_f64(const double *x, ptrdiff_t n, double *max_out)
+{
+    const fs_table *t = g_tab;
+    double m = -INFINITY;
+    fs_dd s = {0.0, 0.0};
+    for (ptrdiff_t i = 0; i < n; i += FS_ONLINE_BLOCK) {
+        ptrdiff_t k = n - i < FS_ONLINE_BLOCK ? n - i : FS_ONLINE_BLOCK;
+        double bm = t->max_f64(x + i, k, 1);
+        if (isnan(bm)) { *max_out = bm; fs_dd r = {NAN, 0.0}; return r; }
+        if (bm == INFINITY) {      /* the sum is moot; only a later nan still matters */
+            for (i += k; i < n; i += FS_ONLINE_BLOCK)
+                if (isnan(t->max_f64(x + i, n - i < FS_ONLINE_BLOCK ? n - i : FS_ONLINE_BLOCK, 1))) { bm = NAN; break; }
+            *max_out = bm; fs_dd r = {NAN, 0.0}; return r;
+        }
+        if (bm > m) {
+            if (m != -INFINITY) s = fs_dd_scale(s, exp(m - bm));
+            m = bm;
+        }
+        if (m != -INFINITY) s = fs_dd_add(s, t->expsum_f64(x + i, NULL, k, m));
+    }
+    *max_out = m;
+    return s;
+}
+
+/* Merge per-slice (max, sum) pairs in slice order: the row's max, and
+   the sum rescaled to it.  A nan or +inf max wins (its sum is nan). */
+double fs_merge_slices(const double *maxima, const fs_dd *sums, ptrdiff_t k, fs_dd *sum_out)
+{
+    double m = -INFINITY;
+    for (ptrdiff_t i = 0; i < k; i++) {
+        if (isnan(maxima[i])) { sum_out->hi = NAN; sum_out->lo = 0.0; return NAN; }
+        if (maxima[i] > m) m = maxima[i];
+    }
+    fs_dd s = {0.0, 0.0};
+    if (isfinite(m))
+        for (ptrdiff_t i = 0; i < k; i++)
+            if (maxima[i] != -INFINITY)
+                s = fs_dd_add(s, maxima[i] == m ? sums[i] : fs_dd_scale(sums[i], exp(maxima[i] - m)));
+    *sum_out = isinf(m) ? (fs_dd){NAN, 0.0} : s;
+    return m;
+}
+
+void fs_slice_exp_scale_f32(const float *x, float *y, ptrdiff_t n, float max, fs_dd sum)
+{
+    if (!isfinite(max) || isnan(sum.hi)) { fill_nan_f32(y, n); return; }
+    g_tab->expscale_f32(x, y, n, max, 1.0 / (sum.hi + sum.lo));
+}
+void fs_slice_exp_scale_f64(const double *x, double *y, ptrdiff_t n, double max, fs_dd sum)
+{
+    if (!isfinite(max) || isnan(sum.hi)) { fill_nan_f64(y, n); return; }
+    g_tab->expscale_f64(x, y, n, max, fs_dd_inv(sum));
 }

@@ -378,6 +378,44 @@ static FS_T void FSFN(scale_f64)(double *y, ptrdiff_t n, fs_dd inv)
     }
 }
 
+/* Second pass over a row too large for the cache: y = exp(x - m) * inv  */
+/* straight from x, so the row is read twice and y written once, rather  */
+/* than y being stored, re-read and rewritten by scale_*.               */
+static FS_T void FSFN(expscale_f32)(const float *x, float *y, ptrdiff_t n, float m, double inv)
+{
+    float ihs = (float)inv;
+    VF ih = FSFN(spf)(ihs), il = FSFN(spf)((float)(inv - (double)ihs)), negm = FSFN(spf)(-m), h;
+    VD invd = FSFN(spd)(inv);
+    ptrdiff_t i = 0;
+    for (; i + 2 * NF <= n; i += 2 * NF) {
+        VF e0 = FSFN(exp_core_f)(FSFN(ldf)(x + i), negm, &h);
+        VF e1 = FSFN(exp_core_f)(FSFN(ldf)(x + i + NF), negm, &h);
+        FSFN(stf)(y + i, FSFN(mul_inv_f)(e0, ih, il, invd));
+        FSFN(stf)(y + i + NF, FSFN(mul_inv_f)(e1, ih, il, invd));
+    }
+    for (; i < n; i += NF) {
+        ptrdiff_t k = n - i < NF ? n - i : NF;
+        VF e = FSFN(exp_core_f)(FSFN(ldf_part)(x + i, k, -__builtin_inff()), negm, &h);
+        FSFN(stf_part)(y + i, FSFN(mul_inv_f)(e, ih, il, invd), k);
+    }
+}
+static FS_T void FSFN(expscale_f64)(const double *x, double *y, ptrdiff_t n, double m, fs_dd inv)
+{
+    VD ih = FSFN(spd)(inv.hi), il = FSFN(spd)(inv.lo), negm = FSFN(spd)(-m), h;
+    ptrdiff_t i = 0;
+    for (; i + 2 * ND <= n; i += 2 * ND) {
+        VD e0 = FSFN(exp_core_d)(FSFN(ldd)(x + i), negm, &h);
+        VD e1 = FSFN(exp_core_d)(FSFN(ldd)(x + i + ND), negm, &h);
+        FSFN(std)(y + i, FSFN(mul_inv_d)(e0, ih, il));
+        FSFN(std)(y + i + ND, FSFN(mul_inv_d)(e1, ih, il));
+    }
+    for (; i < n; i += ND) {
+        ptrdiff_t k = n - i < ND ? n - i : ND;
+        VD e = FSFN(exp_core_d)(FSFN(ldd_part)(x + i, k, -__builtin_inf()), negm, &h);
+        FSFN(std_part)(y + i, FSFN(mul_inv_d)(e, ih, il), k);
+    }
+}
+
 /* log_softmax: y = (x - m) - L.  Both terms are <= 0 so nothing cancels;
    error <= 0.5 ulp(x - m) + err(L) + final rounding. */
 static FS_T void FSFN(sub_f32)(const float *x, float *y, ptrdiff_t n, float m, float L)
@@ -408,20 +446,20 @@ static FS_T void FSFN(sub_f64)(const double *x, double *y, ptrdiff_t n, double m
 }
 
 /* ------------------------------------------------------------------ */
-/* columns.  The (n, inner) block is processed in column tiles of TW    */
-/* so the per-column state (max, compensated sum, reciprocal or log)    */
-/* lives in small stack arrays; each pass streams the tile row by row,  */
-/* vectorised across columns.  Sums use per-element TwoSum; the log     */
-/* modes also count the entries equal to the column max (as the rows    */
-/* do), else the tiny "others" of a peaked column would pile up in the  */
-/* uncompensated correction term.  Special columns are encoded          */
-/* in the per-column factor (nan reciprocal / nan or 0 log), so pass 3  */
-/* needs no branches.                                                   */
+/* columns.  The (n, inner) block, rows ld elements apart, is processed */
+/* in column tiles of TW so that the per-column state (max, compensated */
+/* sum, reciprocal or log) lives in small stack arrays; each pass       */
+/* streams the tile row by row, vectorised across columns.  Sums use    */
+/* per-element TwoSum; the log modes also count the entries equal to    */
+/* the column max (as the rows do), else the tiny "others" of a peaked  */
+/* column would pile up in the uncompensated correction term.  Special  */
+/* columns are encoded in the per-column factor (nan reciprocal / nan   */
+/* or 0 log), so pass 3 needs no branches.                              */
 /* ------------------------------------------------------------------ */
 #define FS_TWF 256   /* f32 tile width (multiple of 8) */
 #define FS_TWD 128   /* f64 tile width (multiple of 4) */
 
-static FS_T void FSFN(cols_f32)(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, int mode)
+static FS_T void FSFN(cols_f32)(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, int mode)
 {
     float mb[FS_TWF] __attribute__((aligned(32)));
     double sb[FS_TWF] __attribute__((aligned(32))), cb[FS_TWF] __attribute__((aligned(32)));
@@ -436,7 +474,7 @@ static FS_T void FSFN(cols_f32)(const float *x, float *y, ptrdiff_t n, ptrdiff_t
         for (ptrdiff_t j = 0; j < wv; j++) { mb[j] = -__builtin_inff(); sb[j] = 0.0; cb[j] = 0.0; kb[j] = 0; }
         /* pass 1: column max */
         for (ptrdiff_t i = 0; i < n; i++) {
-            const float *xr = x + i * inner + j0;
+            const float *xr = x + i * ld + j0;
             ptrdiff_t j = 0;
             for (; j < wf; j += NF)
                 FSFN(stf)(mb + j, VMAX_F(FSFN(ldf)(xr + j), FSFN(ldf)(mb + j)));
@@ -445,8 +483,8 @@ static FS_T void FSFN(cols_f32)(const float *x, float *y, ptrdiff_t n, ptrdiff_t
         }
         /* pass 2: exp, (store), compensated column sums */
         for (ptrdiff_t i = 0; i < n; i++) {
-            const float *xr = x + i * inner + j0;
-            float *yr = y + i * inner + j0;
+            const float *xr = x + i * ld + j0;
+            float *yr = y + i * ld + j0;
             for (ptrdiff_t j = 0; j < wv; j += NF) {
                 int full = j < wf;
                 VF xv = full ? FSFN(ldf)(xr + j) : FSFN(ldf_part)(xr + j, w - j, -__builtin_inff());
@@ -473,7 +511,7 @@ static FS_T void FSFN(cols_f32)(const float *x, float *y, ptrdiff_t n, ptrdiff_t
         for (ptrdiff_t j = 0; j < w; j++) {
             fs_dd s = fs_fast_two_sum(sb[j], cb[j]);
             if (mode != 0) s = fs_dd_add1((fs_dd){(double)kb[j], 0.0}, s.hi, s.lo);
-            int special = fs_col_special_f32(x + j0 + j, inner, n, mb[j], s.hi);
+            int special = fs_col_special_f32(x + j0 + j, ld, n, mb[j], s.hi);
             if (mode == 0) {
                 double inv = special ? __builtin_nan("") : 1.0 / (s.hi + s.lo);
                 float ih = (float)inv;
@@ -487,8 +525,8 @@ static FS_T void FSFN(cols_f32)(const float *x, float *y, ptrdiff_t n, ptrdiff_t
         if (mode == 2) continue;
         /* pass 3 */
         for (ptrdiff_t i = 0; i < n; i++) {
-            const float *xr = x + i * inner + j0;
-            float *yr = y + i * inner + j0;
+            const float *xr = x + i * ld + j0;
+            float *yr = y + i * ld + j0;
             for (ptrdiff_t j = 0; j < wv; j += NF) {
                 int full = j < wf;
                 VF v;
@@ -511,7 +549,7 @@ static FS_T void FSFN(cols_f32)(const float *x, float *y, ptrdiff_t n, ptrdiff_t
     }
 }
 
-static FS_T void FSFN(cols_f64)(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, int mode)
+static FS_T void FSFN(cols_f64)(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, int mode)
 {
     double mb[FS_TWD] __attribute__((aligned(32)));
     double sb[FS_TWD] __attribute__((aligned(32))), cb[FS_TWD] __attribute__((aligned(32)));
@@ -524,7 +562,7 @@ static FS_T void FSFN(cols_f64)(const double *x, double *y, ptrdiff_t n, ptrdiff
         ptrdiff_t wf = w / ND * ND;
         for (ptrdiff_t j = 0; j < wv; j++) { mb[j] = -__builtin_inf(); sb[j] = 0.0; cb[j] = 0.0; kb[j] = 0; }
         for (ptrdiff_t i = 0; i < n; i++) {
-            const double *xr = x + i * inner + j0;
+            const double *xr = x + i * ld + j0;
             ptrdiff_t j = 0;
             for (; j < wf; j += ND)
                 FSFN(std)(mb + j, VMAX_D(FSFN(ldd)(xr + j), FSFN(ldd)(mb + j)));
@@ -532,8 +570,8 @@ static FS_T void FSFN(cols_f64)(const double *x, double *y, ptrdiff_t n, ptrdiff
                 FSFN(std)(mb + j, VMAX_D(FSFN(ldd_part)(xr + j, w - j, -__builtin_inf()), FSFN(ldd)(mb + j)));
         }
         for (ptrdiff_t i = 0; i < n; i++) {
-            const double *xr = x + i * inner + j0;
-            double *yr = y + i * inner + j0;
+            const double *xr = x + i * ld + j0;
+            double *yr = y + i * ld + j0;
             for (ptrdiff_t j = 0; j < wv; j += ND) {
                 int full = j < wf;
                 VD xv = full ? FSFN(ldd)(xr + j) : FSFN(ldd_part)(xr + j, w - j, -__builtin_inf());
@@ -556,7 +594,7 @@ static FS_T void FSFN(cols_f64)(const double *x, double *y, ptrdiff_t n, ptrdiff
         for (ptrdiff_t j = 0; j < w; j++) {
             fs_dd s = fs_fast_two_sum(sb[j], cb[j]);
             if (mode != 0) s = fs_dd_add1((fs_dd){(double)kb[j], 0.0}, s.hi, s.lo);
-            int special = fs_col_special_f64(x + j0 + j, inner, n, mb[j], s.hi);
+            int special = fs_col_special_f64(x + j0 + j, ld, n, mb[j], s.hi);
             if (mode == 0) {
                 fs_dd inv = special ? (fs_dd){__builtin_nan(""), 0.0} : fs_dd_inv(s);
                 fa[j] = inv.hi; fb[j] = inv.lo;
@@ -568,8 +606,8 @@ static FS_T void FSFN(cols_f64)(const double *x, double *y, ptrdiff_t n, ptrdiff
         }
         if (mode == 2) continue;
         for (ptrdiff_t i = 0; i < n; i++) {
-            const double *xr = x + i * inner + j0;
-            double *yr = y + i * inner + j0;
+            const double *xr = x + i * ld + j0;
+            double *yr = y + i * ld + j0;
             for (ptrdiff_t j = 0; j < wv; j += ND) {
                 int full = j < wf;
                 VD v;
@@ -587,8 +625,8 @@ static FS_T void FSFN(cols_f64)(const double *x, double *y, ptrdiff_t n, ptrdiff
 }
 
 static const fs_table FSFN(table) = {
-    FSFN(max_f32), FSFN(expsum_f32), FSFN(scale_f32), FSFN(sub_f32), FSFN(cols_f32),
-    FSFN(max_f64), FSFN(expsum_f64), FSFN(scale_f64), FSFN(sub_f64), FSFN(cols_f64),
+    FSFN(max_f32), FSFN(expsum_f32), FSFN(scale_f32), FSFN(expscale_f32), FSFN(sub_f32), FSFN(cols_f32),
+    FSFN(max_f64), FSFN(expsum_f64), FSFN(scale_f64), FSFN(expscale_f64), FSFN(sub_f64), FSFN(cols_f64),
 };
 
 #undef FS_INL
