@@ -1,4 +1,5 @@
 """The public functions: validate like scipy.special, map onto the canonical view, hand it to a backend."""
+import math
 import operator
 
 import numpy as np
@@ -48,7 +49,19 @@ def _check_out(out, shape, dtype, func):
         raise ValueError(f"{func}: out is read-only")
 
 
-def _softmax_like(func, x, axis, out, backend):
+def _check_temperature(temperature, func):
+    try:
+        t = float(temperature)
+    except (TypeError, ValueError):
+        raise TypeError(f"{func}: temperature must be a real number, got {temperature!r}") from None
+    if not (0 < t < math.inf):
+        raise ValueError(f"{func}: temperature must be positive and finite, got {temperature!r}")
+    return t
+
+
+def _softmax_like(func, x, axis, out, backend, temperature):
+    if temperature != 1.0:
+        temperature = _check_temperature(temperature, func)
     a = _as_input(x, func)
     layout = Layout(a, _axes(axis, a.ndim, func))
     if out is not None:
@@ -61,29 +74,38 @@ def _softmax_like(func, x, axis, out, backend):
     kernel = getattr(_dispatch.choose(func, compute_dtype, a.size, layout.inner > 1, backend), func)
     x3 = layout.view3(a if compute_dtype == a.dtype else a.astype(compute_dtype))
     y3 = layout.writable_view3(result) if compute_dtype == a.dtype else None
-    if y3 is None or np.may_share_memory(y3, x3):
+    if y3 is None or (out is not None and np.may_share_memory(y3, x3)):
         y3 = np.empty(layout.shape3, compute_dtype)
-        kernel(x3, y3, threads_for(a.size))
+        _call(kernel, x3, y3, threads_for(a.size), temperature)
         layout.copy_back(y3, result)
     else:
-        kernel(x3, y3, threads_for(a.size))
+        _call(kernel, x3, y3, threads_for(a.size), temperature)
     return result if out is not None or result.ndim else result[()]
 
 
-def softmax(x, axis=None, *, out=None, backend=None):
+def _call(kernel, x3, y3, n_threads, temperature):
+    if temperature == 1.0:
+        kernel(x3, y3, n_threads)
+    else:
+        kernel(x3, y3, n_threads, temperature)
+
+
+def softmax(x, axis=None, *, out=None, backend=None, temperature=1.0):
     """Softmax of `x` along `axis` (None: the whole array), as scipy.special.softmax.
 
     exp(x) / sum(exp(x)) computed without overflow. float32 and float16 stay in their dtype; integers and bools
     become float64. A line holding nan or +inf, or only -inf, gives nan, as in scipy. `out`, if given, must have
     the result's shape and dtype and receives it. `backend` forces "numpy", "cython" or "numba" (see backends());
     dtypes the compiled backends do not cover (complex, long double) always use the numpy reference.
+    `temperature` T > 0 gives softmax(x / T) without forming x / T: small T tends to one-hot, large T to uniform.
     """
-    return _softmax_like("softmax", x, axis, out, backend)
+    return _softmax_like("softmax", x, axis, out, backend, temperature)
 
 
-def log_softmax(x, axis=None, *, out=None, backend=None):
-    """Logarithm of the softmax of `x` along `axis`, as scipy.special.log_softmax, accurately near 0."""
-    return _softmax_like("log_softmax", x, axis, out, backend)
+def log_softmax(x, axis=None, *, out=None, backend=None, temperature=1.0):
+    """Logarithm of the softmax of `x` (or of x / temperature) along `axis`, as scipy.special.log_softmax,
+    accurately near 0."""
+    return _softmax_like("log_softmax", x, axis, out, backend, temperature)
 
 
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, backend=None):

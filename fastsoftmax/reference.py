@@ -7,17 +7,21 @@ do not cover: complex, long double, weighted logsumexp.
 import numpy as np
 
 
-def softmax(x, out, n_threads=1):
+def softmax(x, out, n_threads=1, temperature=1.0):
     with np.errstate(all="ignore"):
         np.subtract(x, x.max(axis=1, keepdims=True), out=out)
+        if temperature != 1:
+            out /= temperature  # softmax(x / T) as exp((x - max) / T): x / T itself may overflow
         np.exp(out, out=out)
         out /= out.sum(axis=1, keepdims=True, dtype=_accumulator(x.dtype))
 
 
-def log_softmax(x, out, n_threads=1):
+def log_softmax(x, out, n_threads=1, temperature=1.0):
     with np.errstate(all="ignore"):
-        m, log_total = _shift_and_log_total(x)
+        m, log_total = _shift_and_log_total(x, temperature)
         np.subtract(x, m, out=out)
+        if temperature != 1:
+            out /= temperature
         out -= log_total
 
 
@@ -27,18 +31,19 @@ def logsumexp(x, out, n_threads=1):
         out[...] = (m + log_total)[:, 0, :]
 
 
-def _shift_and_log_total(x):
-    """Per line, m = the max (0 where it is not finite) and log(sum(exp(x - m))).
+def _shift_and_log_total(x, temperature=1.0):
+    """Per line, m = the max (0 where it is not finite) and log(sum(exp((x - m) / temperature))).
 
     The max's own term, exactly 1, is kept out of the sum so that log1p resolves totals just above 1 (scipy
     gh-18295). Shifting non-finite lines by 0 is scipy's choice; it makes their results come out as scipy's."""
     m = x.max(axis=1, keepdims=True)
     is_max = x == m
     count = is_max.sum(axis=1, keepdims=True)
-    others = np.where(is_max, 0, np.exp(x - m)).sum(axis=1, keepdims=True, dtype=_accumulator(x.dtype))
+    others = np.where(is_max, 0, np.exp((x - m) / temperature)).sum(axis=1, keepdims=True,
+                                                                  dtype=_accumulator(x.dtype))
     finite = np.isfinite(m)
     m = np.where(finite, m, 0)
-    direct = np.log(np.exp(x - m).sum(axis=1, keepdims=True, dtype=_accumulator(x.dtype)))
+    direct = np.log(np.exp((x - m) / temperature).sum(axis=1, keepdims=True, dtype=_accumulator(x.dtype)))
     return m, np.where(finite, np.log(count) + np.log1p(others / count), direct).astype(x.dtype)
 
 

@@ -26,26 +26,30 @@ cdef extern from "fs_kernels.h" nogil:
         double lo
     void fs_init()
     const char *fs_simd_path()
-    void fs_softmax_row_f32(const float *x, float *y, Py_ssize_t n)
-    void fs_softmax_row_f64(const double *x, double *y, Py_ssize_t n)
-    void fs_log_softmax_row_f32(const float *x, float *y, Py_ssize_t n)
-    void fs_log_softmax_row_f64(const double *x, double *y, Py_ssize_t n)
+    void fs_softmax_row_f32(const float *x, float *y, Py_ssize_t n, double temperature)
+    void fs_softmax_row_f64(const double *x, double *y, Py_ssize_t n, double temperature)
+    void fs_log_softmax_row_f32(const float *x, float *y, Py_ssize_t n, double temperature)
+    void fs_log_softmax_row_f64(const double *x, double *y, Py_ssize_t n, double temperature)
     float fs_logsumexp_row_f32(const float *x, Py_ssize_t n)
     double fs_logsumexp_row_f64(const double *x, Py_ssize_t n)
-    void fs_softmax_cols_f32(const float *x, float *y, Py_ssize_t n, Py_ssize_t inner, Py_ssize_t ld)
-    void fs_softmax_cols_f64(const double *x, double *y, Py_ssize_t n, Py_ssize_t inner, Py_ssize_t ld)
-    void fs_log_softmax_cols_f32(const float *x, float *y, Py_ssize_t n, Py_ssize_t inner, Py_ssize_t ld)
-    void fs_log_softmax_cols_f64(const double *x, double *y, Py_ssize_t n, Py_ssize_t inner, Py_ssize_t ld)
+    void fs_softmax_cols_f32(const float *x, float *y, Py_ssize_t n, Py_ssize_t inner, Py_ssize_t ld, double temperature)
+    void fs_softmax_cols_f64(const double *x, double *y, Py_ssize_t n, Py_ssize_t inner, Py_ssize_t ld, double temperature)
+    void fs_log_softmax_cols_f32(const float *x, float *y, Py_ssize_t n, Py_ssize_t inner, Py_ssize_t ld,
+                                 double temperature)
+    void fs_log_softmax_cols_f64(const double *x, double *y, Py_ssize_t n, Py_ssize_t inner, Py_ssize_t ld,
+                                 double temperature)
     void fs_logsumexp_cols_f32(const float *x, float *y, Py_ssize_t n, Py_ssize_t inner, Py_ssize_t ld)
     void fs_logsumexp_cols_f64(const double *x, double *y, Py_ssize_t n, Py_ssize_t inner, Py_ssize_t ld)
-    fs_dd fs_slice_max_sumexp_f32(const float *x, Py_ssize_t n, float *max_out)
-    fs_dd fs_slice_max_sumexp_f64(const double *x, Py_ssize_t n, double *max_out)
-    double fs_merge_slices(const double *maxima, const fs_dd *sums, Py_ssize_t k, fs_dd *sum_out)
+    fs_dd fs_slice_max_sumexp_f32(const float *x, Py_ssize_t n, double temperature, float *max_out)
+    fs_dd fs_slice_max_sumexp_f64(const double *x, Py_ssize_t n, double temperature, double *max_out)
+    double fs_merge_slices(const double *maxima, const fs_dd *sums, Py_ssize_t k, double temperature, fs_dd *sum_out)
     double fs_log_sum(fs_dd s)
-    void fs_slice_exp_scale_f32(const float *x, float *y, Py_ssize_t n, float max, fs_dd sum)
-    void fs_slice_exp_scale_f64(const double *x, double *y, Py_ssize_t n, double max, fs_dd sum)
-    void fs_slice_log_softmax_f32(const float *x, float *y, Py_ssize_t n, float max, double log_sum)
-    void fs_slice_log_softmax_f64(const double *x, double *y, Py_ssize_t n, double max, double log_sum)
+    void fs_slice_exp_scale_f32(const float *x, float *y, Py_ssize_t n, float max, fs_dd sum, double temperature)
+    void fs_slice_exp_scale_f64(const double *x, double *y, Py_ssize_t n, double max, fs_dd sum, double temperature)
+    void fs_slice_log_softmax_f32(const float *x, float *y, Py_ssize_t n, float max, double log_sum,
+                                  double temperature)
+    void fs_slice_log_softmax_f64(const double *x, double *y, Py_ssize_t n, double max, double log_sum,
+                                  double temperature)
     float fs_lse_finish_f32(float max, fs_dd sum)
     double fs_lse_finish_f64(double max, fs_dd sum)
 
@@ -75,31 +79,31 @@ def cpu_info():
 
 # ---- 2. fused-type shims -------------------------------------------------------------------------------------------
 
-cdef inline void row_kernel(const floating *x, floating *y, Py_ssize_t n, Kind kind) noexcept nogil:
+cdef inline void row_kernel(const floating *x, floating *y, Py_ssize_t n, Kind kind, double t) noexcept nogil:
     if floating is float:
         if kind == SOFTMAX:
-            fs_softmax_row_f32(x, y, n)
+            fs_softmax_row_f32(x, y, n, t)
         else:
-            fs_log_softmax_row_f32(x, y, n)
+            fs_log_softmax_row_f32(x, y, n, t)
     else:
         if kind == SOFTMAX:
-            fs_softmax_row_f64(x, y, n)
+            fs_softmax_row_f64(x, y, n, t)
         else:
-            fs_log_softmax_row_f64(x, y, n)
+            fs_log_softmax_row_f64(x, y, n, t)
 
 
 cdef inline void cols_kernel(const floating *x, floating *y, Py_ssize_t n, Py_ssize_t width, Py_ssize_t ld,
-                             Kind kind) noexcept nogil:
+                             Kind kind, double t) noexcept nogil:
     if floating is float:
         if kind == SOFTMAX:
-            fs_softmax_cols_f32(x, y, n, width, ld)
+            fs_softmax_cols_f32(x, y, n, width, ld, t)
         else:
-            fs_log_softmax_cols_f32(x, y, n, width, ld)
+            fs_log_softmax_cols_f32(x, y, n, width, ld, t)
     else:
         if kind == SOFTMAX:
-            fs_softmax_cols_f64(x, y, n, width, ld)
+            fs_softmax_cols_f64(x, y, n, width, ld, t)
         else:
-            fs_log_softmax_cols_f64(x, y, n, width, ld)
+            fs_log_softmax_cols_f64(x, y, n, width, ld, t)
 
 
 cdef inline void logsumexp_cols(const floating *x, floating *y, Py_ssize_t n, Py_ssize_t width,
@@ -110,30 +114,30 @@ cdef inline void logsumexp_cols(const floating *x, floating *y, Py_ssize_t n, Py
         fs_logsumexp_cols_f64(x, y, n, width, ld)
 
 
-cdef inline fs_dd slice_max_sumexp(const floating *x, Py_ssize_t n, double *max_out) noexcept nogil:
+cdef inline fs_dd slice_max_sumexp(const floating *x, Py_ssize_t n, double t, double *max_out) noexcept nogil:
     cdef float m32
     cdef fs_dd s
     if floating is float:
-        s = fs_slice_max_sumexp_f32(x, n, &m32)
+        s = fs_slice_max_sumexp_f32(x, n, t, &m32)
         max_out[0] = m32
         return s
     else:
-        return fs_slice_max_sumexp_f64(x, n, max_out)
+        return fs_slice_max_sumexp_f64(x, n, t, max_out)
 
 
 cdef inline void slice_finish(const floating *x, floating *y, Py_ssize_t n, double m, fs_dd total,
-                              Kind kind) noexcept nogil:
+                              Kind kind, double t) noexcept nogil:
     cdef double log_total = 0.0 if m == INFINITY else fs_log_sum(total)  # +inf: scipy's x - inf - 0
     if floating is float:
         if kind == SOFTMAX:
-            fs_slice_exp_scale_f32(x, y, n, <float>m, total)
+            fs_slice_exp_scale_f32(x, y, n, <float>m, total, t)
         else:
-            fs_slice_log_softmax_f32(x, y, n, <float>m, log_total)
+            fs_slice_log_softmax_f32(x, y, n, <float>m, log_total, t)
     else:
         if kind == SOFTMAX:
-            fs_slice_exp_scale_f64(x, y, n, m, total)
+            fs_slice_exp_scale_f64(x, y, n, m, total, t)
         else:
-            fs_slice_log_softmax_f64(x, y, n, m, log_total)
+            fs_slice_log_softmax_f64(x, y, n, m, log_total, t)
 
 
 # ---- 3. parallel drivers ---------------------------------------------------------------------------------------------
@@ -143,32 +147,33 @@ cdef inline Py_ssize_t slice_length(Py_ssize_t n, int parts) noexcept nogil:
     return ((n + parts - 1) // parts + 15) // 16 * 16
 
 
-cdef double split_row(const floating *x, Py_ssize_t n, int n_threads, fs_dd *total) noexcept nogil:
+cdef double split_row(const floating *x, Py_ssize_t n, int n_threads, double t, fs_dd *total) noexcept nogil:
     """The max and (into total) the sum of exp(x - max) of one row, one slice per thread, one pass over x."""
     cdef Py_ssize_t chunk = slice_length(n, n_threads)
-    cdef Py_ssize_t t, start
+    cdef Py_ssize_t k, start
     cdef int parts = <int>((n + chunk - 1) // chunk)
     cdef double *maxima = <double *>malloc(parts * sizeof(double))
     cdef fs_dd *totals = <fs_dd *>malloc(parts * sizeof(fs_dd))
     cdef double m
-    for t in prange(parts, schedule="static", num_threads=n_threads):
-        start = t * chunk
-        totals[t] = slice_max_sumexp(x + start, min(chunk, n - start), &maxima[t])
-    m = fs_merge_slices(maxima, totals, parts, total)
+    for k in prange(parts, schedule="static", num_threads=n_threads):
+        start = k * chunk
+        totals[k] = slice_max_sumexp(x + start, min(chunk, n - start), t, &maxima[k])
+    m = fs_merge_slices(maxima, totals, parts, t, total)
     free(maxima)
     free(totals)
     return m
 
 
-cdef void softmax_split_row(const floating *x, floating *y, Py_ssize_t n, Kind kind, int n_threads) noexcept nogil:
+cdef void softmax_split_row(const floating *x, floating *y, Py_ssize_t n, Kind kind, double t,
+                            int n_threads) noexcept nogil:
     """A row too long to leave threads idle: a reduction pass and a writing pass, both split into slices."""
     cdef fs_dd total
-    cdef double m = split_row(x, n, n_threads, &total)
+    cdef double m = split_row(x, n, n_threads, t, &total)
     cdef Py_ssize_t chunk = slice_length(n, n_threads)
-    cdef Py_ssize_t t, start
-    for t in prange((n + chunk - 1) // chunk, schedule="static", num_threads=n_threads):
-        start = t * chunk
-        slice_finish(x + start, y + start, min(chunk, n - start), m, total, kind)
+    cdef Py_ssize_t k, start
+    for k in prange((n + chunk - 1) // chunk, schedule="static", num_threads=n_threads):
+        start = k * chunk
+        slice_finish(x + start, y + start, min(chunk, n - start), m, total, kind, t)
 
 
 cdef inline Py_ssize_t column_width(Py_ssize_t outer, Py_ssize_t inner, int n_threads) noexcept nogil:
@@ -176,7 +181,8 @@ cdef inline Py_ssize_t column_width(Py_ssize_t outer, Py_ssize_t inner, int n_th
     return inner if outer >= n_threads else slice_length(inner, n_threads)
 
 
-cdef void softmax_lines(const floating[:, :, ::1] x, floating[:, :, ::1] y, Kind kind, int n_threads) noexcept nogil:
+cdef void softmax_lines(const floating[:, :, ::1] x, floating[:, :, ::1] y, Kind kind, double t,
+                        int n_threads) noexcept nogil:
     cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2], o, task, j0, width, parts
     cdef const floating *xs = &x[0, 0, 0]
     cdef floating *ys = &y[0, 0, 0]
@@ -186,13 +192,13 @@ cdef void softmax_lines(const floating[:, :, ::1] x, floating[:, :, ::1] y, Kind
         for task in prange(outer * parts, schedule="static", num_threads=n_threads):
             o = task // parts
             j0 = (task - o * parts) * width
-            cols_kernel(xs + o * n * inner + j0, ys + o * n * inner + j0, n, min(width, inner - j0), inner, kind)
+            cols_kernel(xs + o * n * inner + j0, ys + o * n * inner + j0, n, min(width, inner - j0), inner, kind, t)
     elif outer < n_threads and n >= SPLIT_ROW_MIN:
         for o in range(outer):
-            softmax_split_row(xs + o * n, ys + o * n, n, kind, n_threads)
+            softmax_split_row(xs + o * n, ys + o * n, n, kind, t, n_threads)
     else:
         for o in prange(outer, schedule="static", num_threads=n_threads):
-            row_kernel(xs + o * n, ys + o * n, n, kind)
+            row_kernel(xs + o * n, ys + o * n, n, kind, t)
 
 
 cdef void logsumexp_lines(const floating[:, :, ::1] x, floating[:, ::1] y, int n_threads) noexcept nogil:
@@ -210,7 +216,7 @@ cdef void logsumexp_lines(const floating[:, :, ::1] x, floating[:, ::1] y, int n
             logsumexp_cols(xs + o * n * inner + j0, ys + o * inner + j0, n, min(width, inner - j0), inner)
     elif outer < n_threads and n >= SPLIT_ROW_MIN:
         for o in range(outer):
-            m = split_row(xs + o * n, n, n_threads, &total)
+            m = split_row(xs + o * n, n, n_threads, 1.0, &total)
             if floating is float:
                 ys[o] = fs_lse_finish_f32(<float>m, total)
             else:
@@ -225,19 +231,20 @@ cdef void logsumexp_lines(const floating[:, :, ::1] x, floating[:, ::1] y, int n
 
 # ---- 4. Python front -------------------------------------------------------------------------------------------------
 
-def softmax(x, out, int n_threads):
-    """softmax over axis 1 of C-contiguous float32/float64 (outer, n, inner) arrays; n >= 1, outer * inner >= 1."""
+def softmax(x, out, int n_threads, double temperature=1.0):
+    """softmax(x / temperature) over axis 1 of C-contiguous float32/float64 (outer, n, inner) arrays; n >= 1,
+    outer * inner >= 1. The division happens inside the kernels: no x / temperature array, no overflow."""
     if x.itemsize == 4:
-        softmax_lines[float](x, out, SOFTMAX, n_threads)
+        softmax_lines[float](x, out, SOFTMAX, temperature, n_threads)
     else:
-        softmax_lines[double](x, out, SOFTMAX, n_threads)
+        softmax_lines[double](x, out, SOFTMAX, temperature, n_threads)
 
 
-def log_softmax(x, out, int n_threads):
+def log_softmax(x, out, int n_threads, double temperature=1.0):
     if x.itemsize == 4:
-        softmax_lines[float](x, out, LOG_SOFTMAX, n_threads)
+        softmax_lines[float](x, out, LOG_SOFTMAX, temperature, n_threads)
     else:
-        softmax_lines[double](x, out, LOG_SOFTMAX, n_threads)
+        softmax_lines[double](x, out, LOG_SOFTMAX, temperature, n_threads)
 
 
 def logsumexp(x, out, int n_threads):

@@ -12,26 +12,28 @@ FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 
 # ---- the reference: numpy in long double (64-bit mantissa on x86-64), scipy's semantics ----------------------
 
-def exact(func, x, axis=None):
-    """func(x, axis) in long double, with scipy's results on nan and inf; also for tuple axes and 0-d input."""
+def exact(func, x, axis=None, temperature=1):
+    """func(x / temperature, axis) in long double, with scipy's results on nan and inf; also for tuple axes and
+    0-d input. x / temperature is never formed: (x - max) / temperature cannot overflow where it would."""
     a = np.asarray(x).astype(np.longdouble)
+    t = np.longdouble(temperature)
     if func == "logsumexp":
         a = np.atleast_1d(a)
     with np.errstate(all="ignore"):
         m = np.max(a, axis=axis, keepdims=True) if a.size else np.zeros((1,) * a.ndim, a.dtype)
         if func == "softmax":
-            e = np.exp(a - m)
+            e = np.exp((a - m) / t)
             return e / np.sum(e, axis=axis, keepdims=True)
         finite_m = np.where(np.isfinite(m), m, 0)
-        log_total = np.log(np.sum(np.exp(a - finite_m), axis=axis, keepdims=True))
+        log_total = np.log(np.sum(np.exp((a - finite_m) / t), axis=axis, keepdims=True))
         # near 0 (a peaked line) log(1 + tiny) would cost even long double its digits: count the max's own terms
         # apart and take log1p of the rest
         is_max = a == m
         count = np.sum(is_max, axis=axis, keepdims=True)
-        others = np.sum(np.where(is_max, 0, np.exp(a - m)), axis=axis, keepdims=True)
+        others = np.sum(np.where(is_max, 0, np.exp((a - m) / t)), axis=axis, keepdims=True)
         log_total = np.where(np.isfinite(m) & (count > 0), np.log(count) + np.log1p(others / count), log_total)
         if func == "log_softmax":
-            return (a - finite_m) - log_total
+            return (a - finite_m) / t - log_total
         return np.squeeze(log_total + finite_m, axis=axis)
 
 

@@ -170,7 +170,7 @@ static stat S[2][NK];   /* [f64?][kernel] */
         if (!want_log) return fs_lse_finish_##SFX(m, s);                            \
         double L = isfinite(m) ? fs_log_sum(s) : 0.0;                               \
         for (ptrdiff_t a = 0; a < n; a += c)                                        \
-            fs_slice_log_softmax_##SFX(x + a, y + a, n - a < c ? n - a : c, m, L);  \
+            fs_slice_log_softmax_##SFX(x + a, y + a, n - a < c ? n - a : c, m, L, 1.0);  \
         return 0;                                                                   \
     }
 DEF_SLICES(float, f32)
@@ -202,12 +202,12 @@ static void check_row(int f64, size_t n, const char *ctx)
         for (int sl = 0; sl < 2; sl++) {
             stat *st = &S[f64][(kind == 0 ? K_SM : K_LSM) + (sl ? 6 : 0)];
             if (f32) {
-                if (!sl) { if (kind == 0) fs_softmax_row_f32(g_xf, g_yf, n); else fs_log_softmax_row_f32(g_xf, g_yf, n); }
+                if (!sl) { if (kind == 0) fs_softmax_row_f32(g_xf, g_yf, n, 1.0); else fs_log_softmax_row_f32(g_xf, g_yf, n, 1.0); }
                 else if (kind == 0) slices_softmax_f32(g_xf, g_yf, n, 3); else slices_lse_f32(g_xf, g_yf, n, 3, 1);
                 for (size_t i = 0; i < n; i++) cmp(st, 1, g_yf[i], g_r[i], ctx, i);
                 if (kind == 0 && !isnan(g_r[0])) sumcheck(st, 1, g_yf, n);
             } else {
-                if (!sl) { if (kind == 0) fs_softmax_row_f64(g_xd, g_yd, n); else fs_log_softmax_row_f64(g_xd, g_yd, n); }
+                if (!sl) { if (kind == 0) fs_softmax_row_f64(g_xd, g_yd, n, 1.0); else fs_log_softmax_row_f64(g_xd, g_yd, n, 1.0); }
                 else if (kind == 0) slices_softmax_f64(g_xd, g_yd, n, 3); else slices_lse_f64(g_xd, g_yd, n, 3, 1);
                 for (size_t i = 0; i < n; i++) cmp(st, 0, g_yd[i], g_r[i], ctx, i);
                 if (kind == 0 && !isnan(g_r[0])) sumcheck(st, 0, g_yd, n);
@@ -246,12 +246,12 @@ static void check_cols(int f64, size_t n, size_t inner, const char *ctx)
     for (int kind = 0; kind < 3; kind++) {
         stat *st = &S[f64][K_SM_COL + kind];
         if (!f64) {
-            if (kind == 0) fs_softmax_cols_f32(g_xf, g_yf, n, inner, inner);
-            else if (kind == 1) fs_log_softmax_cols_f32(g_xf, g_yf, n, inner, inner);
+            if (kind == 0) fs_softmax_cols_f32(g_xf, g_yf, n, inner, inner, 1.0);
+            else if (kind == 1) fs_log_softmax_cols_f32(g_xf, g_yf, n, inner, inner, 1.0);
             else fs_logsumexp_cols_f32(g_xf, g_yf, n, inner, inner);
         } else {
-            if (kind == 0) fs_softmax_cols_f64(g_xd, g_yd, n, inner, inner);
-            else if (kind == 1) fs_log_softmax_cols_f64(g_xd, g_yd, n, inner, inner);
+            if (kind == 0) fs_softmax_cols_f64(g_xd, g_yd, n, inner, inner, 1.0);
+            else if (kind == 1) fs_log_softmax_cols_f64(g_xd, g_yd, n, inner, inner, 1.0);
             else fs_logsumexp_cols_f64(g_xd, g_yd, n, inner, inner);
         }
         for (size_t j = 0; j < inner; j++) {
@@ -304,21 +304,21 @@ static double bench(int f64, int kernel, size_t rows, size_t n)
             if (!f64) {
                 const float *x = g_xf + r * n; float *y = g_yf + r * n;
                 switch (kernel) {
-                case 0: fs_softmax_row_f32(x, y, n); break;
-                case 1: fs_log_softmax_row_f32(x, y, n); break;
+                case 0: fs_softmax_row_f32(x, y, n, 1.0); break;
+                case 1: fs_log_softmax_row_f32(x, y, n, 1.0); break;
                 case 2: sink += fs_logsumexp_row_f32(x, n); break;
-                case 3: fs_softmax_cols_f32(g_xf, g_yf, rows, n, n); r = rows; break;
-                case 4: fs_log_softmax_cols_f32(g_xf, g_yf, rows, n, n); r = rows; break;
+                case 3: fs_softmax_cols_f32(g_xf, g_yf, rows, n, n, 1.0); r = rows; break;
+                case 4: fs_log_softmax_cols_f32(g_xf, g_yf, rows, n, n, 1.0); r = rows; break;
                 case 5: fs_logsumexp_cols_f32(g_xf, g_yf, rows, n, n); r = rows; break;
                 }
             } else {
                 const double *x = g_xd + r * n; double *y = g_yd + r * n;
                 switch (kernel) {
-                case 0: fs_softmax_row_f64(x, y, n); break;
-                case 1: fs_log_softmax_row_f64(x, y, n); break;
+                case 0: fs_softmax_row_f64(x, y, n, 1.0); break;
+                case 1: fs_log_softmax_row_f64(x, y, n, 1.0); break;
                 case 2: sink += fs_logsumexp_row_f64(x, n); break;
-                case 3: fs_softmax_cols_f64(g_xd, g_yd, rows, n, n); r = rows; break;
-                case 4: fs_log_softmax_cols_f64(g_xd, g_yd, rows, n, n); r = rows; break;
+                case 3: fs_softmax_cols_f64(g_xd, g_yd, rows, n, n, 1.0); r = rows; break;
+                case 4: fs_log_softmax_cols_f64(g_xd, g_yd, rows, n, n, 1.0); r = rows; break;
                 case 5: fs_logsumexp_cols_f64(g_xd, g_yd, rows, n, n); r = rows; break;
                 }
             }

@@ -137,19 +137,30 @@ static double fs_lse_special_f64(int special, double m, fs_dd s)
 /* ------------------------------------------------------------------ */
 /* kernel table and the two instances                                  */
 /* ------------------------------------------------------------------ */
+/* 1/T as inv + inv_err (double-double) for softmax(x / T); NULL stands for T = 1. */
+typedef struct { double inv, inv_err; } fs_temp;
+
+static const fs_temp *fs_temp_of(double temperature, fs_temp *buf)
+{
+    if (temperature == 1.0) return NULL;
+    buf->inv = 1.0 / temperature;
+    buf->inv_err = fma(-temperature, buf->inv, 1.0) / temperature;
+    return buf;
+}
+
 typedef struct {
     float (*max_f32)(const float *, ptrdiff_t, int);
-    fs_dd (*expsum_f32)(const float *, float *, ptrdiff_t, float);
+    fs_dd (*expsum_f32)(const float *, float *, ptrdiff_t, float, const fs_temp *);
     void (*scale_f32)(float *, ptrdiff_t, double);
-    void (*expscale_f32)(const float *, float *, ptrdiff_t, float, double);
-    void (*sub_f32)(const float *, float *, ptrdiff_t, float, float);
-    void (*cols_f32)(const float *, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
+    void (*expscale_f32)(const float *, float *, ptrdiff_t, float, double, const fs_temp *);
+    void (*sub_f32)(const float *, float *, ptrdiff_t, float, float, const fs_temp *);
+    void (*cols_f32)(const float *, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int, const fs_temp *);
     double (*max_f64)(const double *, ptrdiff_t, int);
-    fs_dd (*expsum_f64)(const double *, double *, ptrdiff_t, double);
+    fs_dd (*expsum_f64)(const double *, double *, ptrdiff_t, double, const fs_temp *);
     void (*scale_f64)(double *, ptrdiff_t, fs_dd);
-    void (*expscale_f64)(const double *, double *, ptrdiff_t, double, fs_dd);
-    void (*sub_f64)(const double *, double *, ptrdiff_t, double, double);
-    void (*cols_f64)(const double *, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
+    void (*expscale_f64)(const double *, double *, ptrdiff_t, double, fs_dd, const fs_temp *);
+    void (*sub_f64)(const double *, double *, ptrdiff_t, double, double, const fs_temp *);
+    void (*cols_f64)(const double *, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int, const fs_temp *);
 } fs_table;
 
 typedef float fs_v8f __attribute__((vector_size(32)));
@@ -246,54 +257,62 @@ const char *fs_simd_path(void) { return g_tab == &fs_avx2_table ? "avx2_fma" : "
 /* ------------------------------------------------------------------ */
 /* rows                                                                 */
 /* ------------------------------------------------------------------ */
-void fs_softmax_row_f32(const float *x, float *y, ptrdiff_t n)
+void fs_softmax_row_f32(const float *x, float *y, ptrdiff_t n, double temperature)
 {
     const fs_table *t = g_tab;
+    fs_temp buf;
+    const fs_temp *tp = fs_temp_of(temperature, &buf);
     float m = t->max_f32(x, n, 0);
     if (!isfinite(m)) { fill_nan_f32(y, n); return; }   /* +inf, or all -inf/nan */
-    fs_dd s = t->expsum_f32(x, y, n, m);
+    fs_dd s = t->expsum_f32(x, y, n, m, tp);
     if (isnan(s.hi)) { fill_nan_f32(y, n); return; }
     t->scale_f32(y, n, 1.0 / s.hi);
 }
 
-void fs_softmax_row_f64(const double *x, double *y, ptrdiff_t n)
+void fs_softmax_row_f64(const double *x, double *y, ptrdiff_t n, double temperature)
 {
     const fs_table *t = g_tab;
+    fs_temp buf;
+    const fs_temp *tp = fs_temp_of(temperature, &buf);
     double m = t->max_f64(x, n, 0);
     if (!isfinite(m)) { fill_nan_f64(y, n); return; }
-    fs_dd s = t->expsum_f64(x, y, n, m);
+    fs_dd s = t->expsum_f64(x, y, n, m, tp);
     if (isnan(s.hi)) { fill_nan_f64(y, n); return; }
     t->scale_f64(y, n, fs_dd_inv(s));
 }
 
-void fs_log_softmax_row_f32(const float *x, float *y, ptrdiff_t n)
+void fs_log_softmax_row_f32(const float *x, float *y, ptrdiff_t n, double temperature)
 {
     const fs_table *t = g_tab;
+    fs_temp buf;
+    const fs_temp *tp = fs_temp_of(temperature, &buf);
     float m = t->max_f32(x, n, 0);
     if (m == INFINITY) {
         if (has_nan_f32(x, n, 1)) fill_nan_f32(y, n);
-        else t->sub_f32(x, y, n, m, 0.0f);
+        else t->sub_f32(x, y, n, m, 0.0f, tp);
         return;
     }
     if (m == -INFINITY) { fill_nan_f32(y, n); return; }
-    fs_dd s = t->expsum_f32(x, NULL, n, m);
+    fs_dd s = t->expsum_f32(x, NULL, n, m, tp);
     if (isnan(s.hi)) { fill_nan_f32(y, n); return; }
-    t->sub_f32(x, y, n, m, (float)fs_log_sum(s));
+    t->sub_f32(x, y, n, m, (float)fs_log_sum(s), tp);
 }
 
-void fs_log_softmax_row_f64(const double *x, double *y, ptrdiff_t n)
+void fs_log_softmax_row_f64(const double *x, double *y, ptrdiff_t n, double temperature)
 {
     const fs_table *t = g_tab;
+    fs_temp buf;
+    const fs_temp *tp = fs_temp_of(temperature, &buf);
     double m = t->max_f64(x, n, 0);
     if (m == INFINITY) {
         if (has_nan_f64(x, n, 1)) fill_nan_f64(y, n);
-        else t->sub_f64(x, y, n, m, 0.0);
+        else t->sub_f64(x, y, n, m, 0.0, tp);
         return;
     }
     if (m == -INFINITY) { fill_nan_f64(y, n); return; }
-    fs_dd s = t->expsum_f64(x, NULL, n, m);
+    fs_dd s = t->expsum_f64(x, NULL, n, m, tp);
     if (isnan(s.hi)) { fill_nan_f64(y, n); return; }
-    t->sub_f64(x, y, n, m, fs_log_sum(s));
+    t->sub_f64(x, y, n, m, fs_log_sum(s), tp);
 }
 
 float fs_logsumexp_row_f32(const float *x, ptrdiff_t n)
@@ -301,7 +320,7 @@ float fs_logsumexp_row_f32(const float *x, ptrdiff_t n)
     const fs_table *t = g_tab;
     float m = t->max_f32(x, n, 0);
     if (!isfinite(m)) return has_nan_f32(x, n, 1) ? NAN : m;
-    fs_dd s = t->expsum_f32(x, NULL, n, m);
+    fs_dd s = t->expsum_f32(x, NULL, n, m, NULL);
     if (isnan(s.hi)) return NAN;
     return (float)((double)m + fs_log_sum(s));
 }
@@ -311,7 +330,7 @@ double fs_logsumexp_row_f64(const double *x, ptrdiff_t n)
     const fs_table *t = g_tab;
     double m = t->max_f64(x, n, 0);
     if (!isfinite(m)) return has_nan_f64(x, n, 1) ? NAN : m;
-    fs_dd s = t->expsum_f64(x, NULL, n, m);
+    fs_dd s = t->expsum_f64(x, NULL, n, m, NULL);
     if (isnan(s.hi)) return NAN;
     return fs_lse_f64(m, s);
 }
@@ -319,12 +338,28 @@ double fs_logsumexp_row_f64(const double *x, ptrdiff_t n)
 /* ------------------------------------------------------------------ */
 /* columns                                                              */
 /* ------------------------------------------------------------------ */
-void fs_softmax_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld) { g_tab->cols_f32(x, y, n, inner, ld, 0); }
-void fs_softmax_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld) { g_tab->cols_f64(x, y, n, inner, ld, 0); }
-void fs_log_softmax_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld) { g_tab->cols_f32(x, y, n, inner, ld, 1); }
-void fs_log_softmax_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld) { g_tab->cols_f64(x, y, n, inner, ld, 1); }
-void fs_logsumexp_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld) { g_tab->cols_f32(x, y, n, inner, ld, 2); }
-void fs_logsumexp_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld) { g_tab->cols_f64(x, y, n, inner, ld, 2); }
+void fs_softmax_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, double temperature)
+{
+    fs_temp buf;
+    g_tab->cols_f32(x, y, n, inner, ld, 0, fs_temp_of(temperature, &buf));
+}
+void fs_softmax_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, double temperature)
+{
+    fs_temp buf;
+    g_tab->cols_f64(x, y, n, inner, ld, 0, fs_temp_of(temperature, &buf));
+}
+void fs_log_softmax_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, double temperature)
+{
+    fs_temp buf;
+    g_tab->cols_f32(x, y, n, inner, ld, 1, fs_temp_of(temperature, &buf));
+}
+void fs_log_softmax_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, double temperature)
+{
+    fs_temp buf;
+    g_tab->cols_f64(x, y, n, inner, ld, 1, fs_temp_of(temperature, &buf));
+}
+void fs_logsumexp_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld) { g_tab->cols_f32(x, y, n, inner, ld, 2, NULL); }
+void fs_logsumexp_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld) { g_tab->cols_f64(x, y, n, inner, ld, 2, NULL); }
 
 /* ------------------------------------------------------------------ */
 /* slices                                                               */
@@ -337,12 +372,12 @@ double fs_merge_max_f64(double a, double b) { return (isnan(a) || isnan(b)) ? NA
 fs_dd fs_slice_sumexp_f32(const float *x, float *y, ptrdiff_t n, float max)
 {
     if (!isfinite(max)) { fs_dd r = {NAN, 0.0}; return r; }
-    return g_tab->expsum_f32(x, y, n, max);
+    return g_tab->expsum_f32(x, y, n, max, NULL);
 }
 fs_dd fs_slice_sumexp_f64(const double *x, double *y, ptrdiff_t n, double max)
 {
     if (!isfinite(max)) { fs_dd r = {NAN, 0.0}; return r; }
-    return g_tab->expsum_f64(x, y, n, max);
+    return g_tab->expsum_f64(x, y, n, max, NULL);
 }
 
 void fs_slice_scale_f32(float *y, ptrdiff_t n, float max, fs_dd sum)
@@ -356,19 +391,25 @@ void fs_slice_scale_f64(double *y, ptrdiff_t n, double max, fs_dd sum)
     g_tab->scale_f64(y, n, fs_dd_inv(sum));
 }
 
-void fs_slice_log_softmax_f32(const float *x, float *y, ptrdiff_t n, float max, double log_sum)
+void fs_slice_log_softmax_f32(const float *x, float *y, ptrdiff_t n, float max, double log_sum,
+                              double temperature)
 {
+    fs_temp buf;
+    const fs_temp *tp = fs_temp_of(temperature, &buf);
     if (isnan(max) || max == -INFINITY) { fill_nan_f32(y, n); return; }
-    if (max == INFINITY) { g_tab->sub_f32(x, y, n, max, 0.0f); return; }
+    if (max == INFINITY) { g_tab->sub_f32(x, y, n, max, 0.0f, tp); return; }
     if (isnan(log_sum)) { fill_nan_f32(y, n); return; }
-    g_tab->sub_f32(x, y, n, max, (float)log_sum);
+    g_tab->sub_f32(x, y, n, max, (float)log_sum, tp);
 }
-void fs_slice_log_softmax_f64(const double *x, double *y, ptrdiff_t n, double max, double log_sum)
+void fs_slice_log_softmax_f64(const double *x, double *y, ptrdiff_t n, double max, double log_sum,
+                              double temperature)
 {
+    fs_temp buf;
+    const fs_temp *tp = fs_temp_of(temperature, &buf);
     if (isnan(max) || max == -INFINITY) { fill_nan_f64(y, n); return; }
-    if (max == INFINITY) { g_tab->sub_f64(x, y, n, max, 0.0); return; }
+    if (max == INFINITY) { g_tab->sub_f64(x, y, n, max, 0.0, tp); return; }
     if (isnan(log_sum)) { fill_nan_f64(y, n); return; }
-    g_tab->sub_f64(x, y, n, max, log_sum);
+    g_tab->sub_f64(x, y, n, max, log_sum, tp);
 }
 
 float fs_lse_finish_f32(float max, fs_dd sum)
@@ -394,6 +435,17 @@ static fs_dd fs_dd_scale(fs_dd s, double f)
     return fs_fast_two_sum(hi, fma(s.hi, f, -hi) + s.lo * f);
 }
 
+/* exp((a - b) / T) for a <= b, with the roundings of a - b and of the division folded back in: the
+   argument reaches hundreds for small T, and each ulp of it would cost that many ulps of the factor. */
+static double fs_exp_shift(double a, double b, double temperature)
+{
+    fs_dd d = fs_two_sum(a, -b);
+    double q = d.hi / temperature;
+    double q_lo = (fma(-q, temperature, d.hi) + d.lo) / temperature;
+    double f = exp(q);
+    return f + f * q_lo;
+}
+
 /* One pass: the running max and the sum of exp(x - running max), block by
    block; a block is read from memory by the max and again from cache by
    the exp.  When the max grows, the sum so far is rescaled by
@@ -401,9 +453,11 @@ static fs_dd fs_dd_scale(fs_dd s, double f)
    entries equal to the final max. */
 #define FS_ONLINE_BLOCK 4096
 
-fs_dd fs_slice_max_sumexp_f32(const float *x, ptrdiff_t n, float *max_out)
+fs_dd fs_slice_max_sumexp_f32(const float *x, ptrdiff_t n, double temperature, float *max_out)
 {
     const fs_table *t = g_tab;
+    fs_temp buf;
+    const fs_temp *tp = fs_temp_of(temperature, &buf);
     float m = -INFINITY;
     fs_dd s = {0.0, 0.0};
     for (ptrdiff_t i = 0; i < n; i += FS_ONLINE_BLOCK) {
@@ -416,18 +470,20 @@ fs_dd fs_slice_max_sumexp_f32(const float *x, ptrdiff_t n, float *max_out)
             *max_out = bm; fs_dd r = {NAN, 0.0}; return r;
         }
         if (bm > m) {
-            if (m != -INFINITY) s = fs_dd_scale(s, exp((double)m - (double)bm));
+            if (m != -INFINITY) s = fs_dd_scale(s, fs_exp_shift(m, bm, temperature));
             m = bm;
         }
-        if (m != -INFINITY) s = fs_dd_add(s, t->expsum_f32(x + i, NULL, k, m));
+        if (m != -INFINITY) s = fs_dd_add(s, t->expsum_f32(x + i, NULL, k, m, tp));
     }
     *max_out = m;
     return s;
 }
 
-fs_dd fs_slice_max_sumexp_f64(const double *x, ptrdiff_t n, double *max_out)
+fs_dd fs_slice_max_sumexp_f64(const double *x, ptrdiff_t n, double temperature, double *max_out)
 {
     const fs_table *t = g_tab;
+    fs_temp buf;
+    const fs_temp *tp = fs_temp_of(temperature, &buf);
     double m = -INFINITY;
     fs_dd s = {0.0, 0.0};
     for (ptrdiff_t i = 0; i < n; i += FS_ONLINE_BLOCK) {
@@ -440,10 +496,10 @@ fs_dd fs_slice_max_sumexp_f64(const double *x, ptrdiff_t n, double *max_out)
             *max_out = bm; fs_dd r = {NAN, 0.0}; return r;
         }
         if (bm > m) {
-            if (m != -INFINITY) s = fs_dd_scale(s, exp(m - bm));
+            if (m != -INFINITY) s = fs_dd_scale(s, fs_exp_shift(m, bm, temperature));
             m = bm;
         }
-        if (m != -INFINITY) s = fs_dd_add(s, t->expsum_f64(x + i, NULL, k, m));
+        if (m != -INFINITY) s = fs_dd_add(s, t->expsum_f64(x + i, NULL, k, m, tp));
     }
     *max_out = m;
     return s;
@@ -451,7 +507,7 @@ fs_dd fs_slice_max_sumexp_f64(const double *x, ptrdiff_t n, double *max_out)
 
 /* Merge per-slice (max, sum) pairs in slice order: the row's max, and
    the sum rescaled to it.  A nan or +inf max wins (its sum is nan). */
-double fs_merge_slices(const double *maxima, const fs_dd *sums, ptrdiff_t k, fs_dd *sum_out)
+double fs_merge_slices(const double *maxima, const fs_dd *sums, ptrdiff_t k, double temperature, fs_dd *sum_out)
 {
     double m = -INFINITY;
     for (ptrdiff_t i = 0; i < k; i++) {
@@ -462,18 +518,20 @@ double fs_merge_slices(const double *maxima, const fs_dd *sums, ptrdiff_t k, fs_
     if (isfinite(m))
         for (ptrdiff_t i = 0; i < k; i++)
             if (maxima[i] != -INFINITY)
-                s = fs_dd_add(s, maxima[i] == m ? sums[i] : fs_dd_scale(sums[i], exp(maxima[i] - m)));
+                s = fs_dd_add(s, maxima[i] == m ? sums[i] : fs_dd_scale(sums[i], fs_exp_shift(maxima[i], m, temperature)));
     *sum_out = isinf(m) ? (fs_dd){NAN, 0.0} : s;
     return m;
 }
 
-void fs_slice_exp_scale_f32(const float *x, float *y, ptrdiff_t n, float max, fs_dd sum)
+void fs_slice_exp_scale_f32(const float *x, float *y, ptrdiff_t n, float max, fs_dd sum, double temperature)
 {
+    fs_temp buf;
     if (!isfinite(max) || isnan(sum.hi)) { fill_nan_f32(y, n); return; }
-    g_tab->expscale_f32(x, y, n, max, 1.0 / (sum.hi + sum.lo));
+    g_tab->expscale_f32(x, y, n, max, 1.0 / (sum.hi + sum.lo), fs_temp_of(temperature, &buf));
 }
-void fs_slice_exp_scale_f64(const double *x, double *y, ptrdiff_t n, double max, fs_dd sum)
+void fs_slice_exp_scale_f64(const double *x, double *y, ptrdiff_t n, double max, fs_dd sum, double temperature)
 {
+    fs_temp buf;
     if (!isfinite(max) || isnan(sum.hi)) { fill_nan_f64(y, n); return; }
-    g_tab->expscale_f64(x, y, n, max, fs_dd_inv(sum));
+    g_tab->expscale_f64(x, y, n, max, fs_dd_inv(sum), fs_temp_of(temperature, &buf));
 }

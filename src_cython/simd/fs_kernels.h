@@ -49,20 +49,22 @@ void        fs_init(void);
 const char *fs_simd_path(void);          /* "avx2_fma" or "baseline" */
 
 /* ---- one contiguous row of n elements ---- */
-void   fs_softmax_row_f32(const float *x, float *y, ptrdiff_t n);
-void   fs_softmax_row_f64(const double *x, double *y, ptrdiff_t n);
-void   fs_log_softmax_row_f32(const float *x, float *y, ptrdiff_t n);
-void   fs_log_softmax_row_f64(const double *x, double *y, ptrdiff_t n);
+void   fs_softmax_row_f32(const float *x, float *y, ptrdiff_t n, double temperature);
+void   fs_softmax_row_f64(const double *x, double *y, ptrdiff_t n, double temperature);
+void   fs_log_softmax_row_f32(const float *x, float *y, ptrdiff_t n, double temperature);
+void   fs_log_softmax_row_f64(const double *x, double *y, ptrdiff_t n, double temperature);
 float  fs_logsumexp_row_f32(const float *x, ptrdiff_t n);
 double fs_logsumexp_row_f64(const double *x, ptrdiff_t n);
 
 /* ---- columns: x is an (n, inner) block whose rows are ld >= inner elements apart; reduce over n for each
  *      column. y is laid out like x for (log_)softmax, (inner,) contiguous for logsumexp. ld > inner lets
  *      threads take column ranges of one block. O(1) stack scratch (column tiles); vectorised across columns. */
-void fs_softmax_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld);
-void fs_softmax_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld);
-void fs_log_softmax_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld);
-void fs_log_softmax_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld);
+void fs_softmax_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, double temperature);
+void fs_softmax_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, double temperature);
+void fs_log_softmax_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld,
+                             double temperature);
+void fs_log_softmax_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld,
+                             double temperature);
 void fs_logsumexp_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld);
 void fs_logsumexp_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld);
 
@@ -80,22 +82,24 @@ double fs_log_sum(fs_dd s);              /* log(s.hi + s.lo), accurate near 1 */
 void   fs_slice_scale_f32(float *y, ptrdiff_t n, float max, fs_dd sum);
 void   fs_slice_scale_f64(double *y, ptrdiff_t n, double max, fs_dd sum);
 /* y = (x - max) - log_sum, with the log_softmax special cases. */
-void   fs_slice_log_softmax_f32(const float *x, float *y, ptrdiff_t n, float max, double log_sum);
-void   fs_slice_log_softmax_f64(const double *x, double *y, ptrdiff_t n, double max, double log_sum);
+void   fs_slice_log_softmax_f32(const float *x, float *y, ptrdiff_t n, float max, double log_sum,
+                                double temperature);
+void   fs_slice_log_softmax_f64(const double *x, double *y, ptrdiff_t n, double max, double log_sum,
+                                double temperature);
 float  fs_lse_finish_f32(float max, fs_dd sum);
 double fs_lse_finish_f64(double max, fs_dd sum);
 
 /* ---- huge rows in two passes over memory (each slice read twice, y written once):
- *   1. s_k = fs_slice_max_sumexp_f32(x_k, n_k, &m_k): running max and sum of exp(x - max) in one pass
+ *   1. s_k = fs_slice_max_sumexp_f32(x_k, n_k, T, &m_k): running max and sum of exp(x - max) in one pass
  *      (entries equal to the max counted exactly, as in the log paths; m_k nan or +inf: s_k is nan).
- *   2. m = fs_merge_slices(maxima, sums, k, &s): the row max and the sum rescaled to it, in slice order.
+ *   2. m = fs_merge_slices(maxima, sums, k, T, &s): the row max and the sum rescaled to it, in slice order.
  *   3. softmax: fs_slice_exp_scale_f32(x_k, y_k, n_k, m, s); log_softmax: fs_slice_log_softmax_f32 with
  *      fs_log_sum(s) (or 0 for m == +inf, as above); logsumexp: fs_lse_finish_f32(m, s). ---- */
-fs_dd  fs_slice_max_sumexp_f32(const float *x, ptrdiff_t n, float *max_out);
-fs_dd  fs_slice_max_sumexp_f64(const double *x, ptrdiff_t n, double *max_out);
-double fs_merge_slices(const double *maxima, const fs_dd *sums, ptrdiff_t k, fs_dd *sum_out);
-void   fs_slice_exp_scale_f32(const float *x, float *y, ptrdiff_t n, float max, fs_dd sum);
-void   fs_slice_exp_scale_f64(const double *x, double *y, ptrdiff_t n, double max, fs_dd sum);
+fs_dd  fs_slice_max_sumexp_f32(const float *x, ptrdiff_t n, double temperature, float *max_out);
+fs_dd  fs_slice_max_sumexp_f64(const double *x, ptrdiff_t n, double temperature, double *max_out);
+double fs_merge_slices(const double *maxima, const fs_dd *sums, ptrdiff_t k, double temperature, fs_dd *sum_out);
+void   fs_slice_exp_scale_f32(const float *x, float *y, ptrdiff_t n, float max, fs_dd sum, double temperature);
+void   fs_slice_exp_scale_f64(const double *x, double *y, ptrdiff_t n, double max, fs_dd sum, double temperature);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,16 @@
 
 #define FS_INL static inline __attribute__((always_inline)) FS_T
 
+/* The log paths (which count the max entries and sum only the others) compute exp(x - m) * 2^BIAS, so that
+   terms below the smallest normal still add up: a log_softmax output of -1e-37 in float32 is the sum of such
+   terms and must keep its digits. The sums are scaled back in double. */
+#ifndef FS_BIAS_F
+#define FS_BIAS_F 100
+#define FS_BIAS_D 600
+#define FS_UNBIAS_F 0x1p-100
+#define FS_UNBIAS_D 0x1p-600
+#endif
+
 /* ------------------------------------------------------------------ */
 /* small vector helpers                                                */
 /* ------------------------------------------------------------------ */
@@ -77,6 +87,64 @@ FS_INL VD FSFN(tail_d)(VD r, VD q)
 #endif
 }
 
+/* a * b = p + err exactly (err is garbage where p is not finite; the   */
+/* exp core masks those lanes).  Dekker's split where FMA is emulated.  */
+FS_INL VF FSFN(two_prod_f)(VF a, VF b, VF *err)
+{
+    VF p = a * b;
+#if FS_FMA
+    *err = VFMA_F(a, b, -p);
+#else
+    VF c = FSFN(spf)(4097.0f), ah = a * c, bh = b * c;
+    ah = ah - (ah - a); bh = bh - (bh - b);
+    VF al = a - ah, bl = b - bh;
+    *err = ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+#endif
+    return p;
+}
+FS_INL VD FSFN(two_prod_d)(VD a, VD b, VD *err)
+{
+    VD p = a * b;
+#if FS_FMA
+    *err = VFMA_D(a, b, -p);
+#else
+    VD c = FSFN(spd)(134217729.0), ah = a * c, bh = b * c;
+    ah = ah - (ah - a); bh = bh - (bh - b);
+    VD al = a - ah, bl = b - bh;
+    *err = ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+#endif
+    return p;
+}
+
+/* 1/T as it + eit in the working precision (tp NULL: T = 1). */
+FS_INL void FSFN(temp_f)(const fs_temp *tp, VF *it, VF *eit)
+{
+    float h = tp ? (float)tp->inv : 1.0f;
+    *it = FSFN(spf)(h);
+    *eit = FSFN(spf)(tp ? (float)((tp->inv - (double)h) + tp->inv_err) : 0.0f);
+}
+FS_INL void FSFN(temp_d)(const fs_temp *tp, VD *it, VD *eit)
+{
+    *it = FSFN(spd)(tp ? tp->inv : 1.0);
+    *eit = FSFN(spd)(tp ? tp->inv_err : 0.0);
+}
+
+/* (x - m) / T for log_softmax, d = x - m already rounded: the products are
+   not worth an exact pair (|y| >= |d|/T), but d = -inf must stay -inf
+   where eit * -inf would be nan. */
+FS_INL VF FSFN(scale_d_f)(VF d, VF it, VF eit)
+{
+    VF c = d * eit;
+    c = (VF)((VI)c & ((c - c) == FSFN(spf)(0.0f)));
+    return VFMA_F(d, it, c);
+}
+FS_INL VD FSFN(scale_d_d)(VD d, VD it, VD eit)
+{
+    VD c = d * eit;
+    c = (VD)((VL)c & ((c - c) == FSFN(spd)(0.0)));
+    return VFMA_D(d, it, c);
+}
+
 /* ------------------------------------------------------------------ */
 /* exp core: e = exp(x - m) given negm = -m, for x <= m.                */
 /* d = x - m is split exactly as hi + lo by TwoSum (no ordering         */
@@ -89,12 +157,17 @@ FS_INL VD FSFN(tail_d)(VD r, VD q)
 /* are flushed to exactly 0 via the hi < THR mask; nan stays nan.       */
 /* *hi_out returns hi (== 0 exactly when x == m).                       */
 /* ------------------------------------------------------------------ */
-FS_INL VF FSFN(exp_core_f)(VF x, VF negm, VF *hi_out)
+FS_INL VF FSFN(exp_core_f)(VF x, VF negm, VF it, VF eit, int tempered, int biased, VF *hi_out)
 {
     VF s = x + negm;
     VF xv = s - negm;
     VF mv = s - xv;
     VF lo = (x - xv) + (negm - mv);
+    if (tempered) {   /* (hi + lo) * (it + eit) = (x - m) / T, again as an exact-enough pair */
+        VF err, p = FSFN(two_prod_f)(s, it, &err);
+        lo = VFMA_F(lo, it, VFMA_F(s, eit, err));
+        s = p;
+    }
     VF t = VFMA_F(s, FSFN(spf)(0x1.715476p+0f), FSFN(spf)(0x1.8p23f));
     VF nf = t - FSFN(spf)(0x1.8p23f);
     VF r = VFMA_F(nf, FSFN(spf)(-0x1.62e4p-1f), s);             /* exact */
@@ -104,19 +177,25 @@ FS_INL VF FSFN(exp_core_f)(VF x, VF negm, VF *hi_out)
     q = VFMA_F(q, r, FSFN(spf)(0x1.5554dcp-3f));
     q = VFMA_F(q, r, FSFN(spf)(0.5f));
     VF p = FSFN(tail_f)(r, q);
-    VI sc = ((VI)t << 23) + 0x3f800000;
+    VI sc = ((VI)t << 23) + (biased ? 0x3f800000 + (FS_BIAS_F << 23) : 0x3f800000);
     VF e = p * (VF)sc;
-    VI z = s < FSFN(spf)(-87.3365478515625f);   /* ln(FLT_MIN), rounded down */
+    /* ln(FLT_MIN) rounded down; biased: the n whose 2^(n + FS_BIAS_F) is still normal */
+    VI z = s < FSFN(spf)(biased ? -156.6f : -87.3365478515625f);
     *hi_out = s;
     return (VF)((VI)e & ~z);
 }
 
-FS_INL VD FSFN(exp_core_d)(VD x, VD negm, VD *hi_out)
+FS_INL VD FSFN(exp_core_d)(VD x, VD negm, VD it, VD eit, int tempered, int biased, VD *hi_out)
 {
     VD s = x + negm;
     VD xv = s - negm;
     VD mv = s - xv;
     VD lo = (x - xv) + (negm - mv);
+    if (tempered) {
+        VD err, p = FSFN(two_prod_d)(s, it, &err);
+        lo = VFMA_D(lo, it, VFMA_D(s, eit, err));
+        s = p;
+    }
     VD t = VFMA_D(s, FSFN(spd)(0x1.71547652b82fep+0), FSFN(spd)(0x1.8p52));
     VD nf = t - FSFN(spd)(0x1.8p52);
     VD r = VFMA_D(nf, FSFN(spd)(-0x1.62e42feep-1), s);         /* exact */
@@ -131,9 +210,9 @@ FS_INL VD FSFN(exp_core_d)(VD x, VD negm, VD *hi_out)
     q = VFMA_D(q, r, FSFN(spd)(0x1.5555555555556p-3));
     q = VFMA_D(q, r, FSFN(spd)(0x1.0000000000001p-1));
     VD p = FSFN(tail_d)(r, q);
-    VL sc = ((VL)t << 52) + 0x3ff0000000000000LL;
+    VL sc = ((VL)t << 52) + (biased ? 0x3ff0000000000000LL + ((long long)FS_BIAS_D << 52) : 0x3ff0000000000000LL);
     VD e = p * (VD)sc;
-    VL z = s < FSFN(spd)(-708.3964185322641);    /* ln(DBL_MIN) */
+    VL z = s < FSFN(spd)(biased ? -1124.0 : -708.3964185322641);    /* ln(DBL_MIN); biased as above */
     *hi_out = s;
     return (VD)((VL)e & ~z);
 }
@@ -226,15 +305,17 @@ static FS_T double FSFN(max_f64)(const double *x, ptrdiff_t n, int detect_nan)
 /* f32: every e is widened and summed in double lanes (float partial    */
 /* sums would cost ~1 ulp on the result).                               */
 /* ------------------------------------------------------------------ */
-FS_INL fs_dd FSFN(expsum_f32_t)(const float *x, float *y, ptrdiff_t n, float m, int store)
+FS_INL fs_dd FSFN(expsum_f32_t)(const float *x, float *y, ptrdiff_t n, float m, int store,
+                                 const fs_temp *tp, int tempered)
 {
-    VF negm = FSFN(spf)(-m), zero = FSFN(spf)(0.0f), h0, h1;
+    VF negm = FSFN(spf)(-m), zero = FSFN(spf)(0.0f), h0, h1, it, eit;
+    FSFN(temp_f)(tp, &it, &eit);
     VD a0 = (VD){0}, a1 = (VD){0};
     VI cnt = (VI){0};
     ptrdiff_t i = 0;
     for (; i + 2 * NF <= n; i += 2 * NF) {
-        VF e0 = FSFN(exp_core_f)(FSFN(ldf)(x + i), negm, &h0);
-        VF e1 = FSFN(exp_core_f)(FSFN(ldf)(x + i + NF), negm, &h1);
+        VF e0 = FSFN(exp_core_f)(FSFN(ldf)(x + i), negm, it, eit, tempered, !store, &h0);
+        VF e1 = FSFN(exp_core_f)(FSFN(ldf)(x + i + NF), negm, it, eit, tempered, !store, &h1);
         if (store) {
             FSFN(stf)(y + i, e0); FSFN(stf)(y + i + NF, e1);
         } else {
@@ -249,7 +330,7 @@ FS_INL fs_dd FSFN(expsum_f32_t)(const float *x, float *y, ptrdiff_t n, float m, 
     for (; i < n; i += NF) {
         ptrdiff_t k = n - i < NF ? n - i : NF;
         VF xv = k == NF ? FSFN(ldf)(x + i) : FSFN(ldf_part)(x + i, k, -__builtin_inff());
-        VF e0 = FSFN(exp_core_f)(xv, negm, &h0);
+        VF e0 = FSFN(exp_core_f)(xv, negm, it, eit, tempered, !store, &h0);
         if (store) {
             if (k == NF) FSFN(stf)(y + i, e0); else FSFN(stf_part)(y + i, e0, k);
         } else {
@@ -266,28 +347,32 @@ FS_INL fs_dd FSFN(expsum_f32_t)(const float *x, float *y, ptrdiff_t n, float m, 
     if (!store) {
         long long c = 0;
         for (int k = 0; k < NF; k++) c -= cnt[k];
-        r = fs_two_sum((double)c, s);
+        r = fs_two_sum((double)c, s * FS_UNBIAS_F);
     }
     return r;
 }
-static FS_T fs_dd FSFN(expsum_f32)(const float *x, float *y, ptrdiff_t n, float m)
+static FS_T fs_dd FSFN(expsum_f32)(const float *x, float *y, ptrdiff_t n, float m, const fs_temp *tp)
 {
-    return y ? FSFN(expsum_f32_t)(x, y, n, m, 1) : FSFN(expsum_f32_t)(x, y, n, m, 0);
+    if (tp)
+        return y ? FSFN(expsum_f32_t)(x, y, n, m, 1, tp, 1) : FSFN(expsum_f32_t)(x, y, n, m, 0, tp, 1);
+    return y ? FSFN(expsum_f32_t)(x, y, n, m, 1, tp, 0) : FSFN(expsum_f32_t)(x, y, n, m, 0, tp, 0);
 }
 
 /* f64: groups of 4 vectors are summed as a tree, then added with TwoSum
    into a compensated accumulator: about eps relative error at any n. */
-FS_INL fs_dd FSFN(expsum_f64_t)(const double *x, double *y, ptrdiff_t n, double m, int store)
+FS_INL fs_dd FSFN(expsum_f64_t)(const double *x, double *y, ptrdiff_t n, double m, int store,
+                                 const fs_temp *tp, int tempered)
 {
-    VD negm = FSFN(spd)(-m), zero = FSFN(spd)(0.0), h0, h1, h2, h3;
+    VD negm = FSFN(spd)(-m), zero = FSFN(spd)(0.0), h0, h1, h2, h3, it, eit;
+    FSFN(temp_d)(tp, &it, &eit);
     VD s = (VD){0}, c = (VD){0};
     VL cnt = (VL){0};
     ptrdiff_t i = 0;
     for (; i + 4 * ND <= n; i += 4 * ND) {
-        VD e0 = FSFN(exp_core_d)(FSFN(ldd)(x + i), negm, &h0);
-        VD e1 = FSFN(exp_core_d)(FSFN(ldd)(x + i + ND), negm, &h1);
-        VD e2 = FSFN(exp_core_d)(FSFN(ldd)(x + i + 2 * ND), negm, &h2);
-        VD e3 = FSFN(exp_core_d)(FSFN(ldd)(x + i + 3 * ND), negm, &h3);
+        VD e0 = FSFN(exp_core_d)(FSFN(ldd)(x + i), negm, it, eit, tempered, !store, &h0);
+        VD e1 = FSFN(exp_core_d)(FSFN(ldd)(x + i + ND), negm, it, eit, tempered, !store, &h1);
+        VD e2 = FSFN(exp_core_d)(FSFN(ldd)(x + i + 2 * ND), negm, it, eit, tempered, !store, &h2);
+        VD e3 = FSFN(exp_core_d)(FSFN(ldd)(x + i + 3 * ND), negm, it, eit, tempered, !store, &h3);
         if (store) {
             FSFN(std)(y + i, e0); FSFN(std)(y + i + ND, e1);
             FSFN(std)(y + i + 2 * ND, e2); FSFN(std)(y + i + 3 * ND, e3);
@@ -302,7 +387,7 @@ FS_INL fs_dd FSFN(expsum_f64_t)(const double *x, double *y, ptrdiff_t n, double 
     for (; i < n; i += ND) {
         ptrdiff_t k = n - i < ND ? n - i : ND;
         VD xv = k == ND ? FSFN(ldd)(x + i) : FSFN(ldd_part)(x + i, k, -__builtin_inf());
-        VD e0 = FSFN(exp_core_d)(xv, negm, &h0);
+        VD e0 = FSFN(exp_core_d)(xv, negm, it, eit, tempered, !store, &h0);
         if (store) {
             if (k == ND) FSFN(std)(y + i, e0); else FSFN(std_part)(y + i, e0, k);
         } else {
@@ -318,12 +403,15 @@ FS_INL fs_dd FSFN(expsum_f64_t)(const double *x, double *y, ptrdiff_t n, double 
         for (int j = 0; j < ND; j++) k -= cnt[j];
         r.hi = (double)k;
     }
-    for (int j = 0; j < ND; j++) r = fs_dd_add1(r, s[j], c[j]);
+    double unbias = store ? 1.0 : FS_UNBIAS_D;
+    for (int j = 0; j < ND; j++) r = fs_dd_add1(r, s[j] * unbias, c[j] * unbias);
     return r;
 }
-static FS_T fs_dd FSFN(expsum_f64)(const double *x, double *y, ptrdiff_t n, double m)
+static FS_T fs_dd FSFN(expsum_f64)(const double *x, double *y, ptrdiff_t n, double m, const fs_temp *tp)
 {
-    return y ? FSFN(expsum_f64_t)(x, y, n, m, 1) : FSFN(expsum_f64_t)(x, y, n, m, 0);
+    if (tp)
+        return y ? FSFN(expsum_f64_t)(x, y, n, m, 1, tp, 1) : FSFN(expsum_f64_t)(x, y, n, m, 0, tp, 1);
+    return y ? FSFN(expsum_f64_t)(x, y, n, m, 1, tp, 0) : FSFN(expsum_f64_t)(x, y, n, m, 0, tp, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -381,68 +469,97 @@ static FS_T void FSFN(scale_f64)(double *y, ptrdiff_t n, fs_dd inv)
 /* Second pass over a row too large for the cache: y = exp(x - m) * inv  */
 /* straight from x, so the row is read twice and y written once, rather  */
 /* than y being stored, re-read and rewritten by scale_*.               */
-static FS_T void FSFN(expscale_f32)(const float *x, float *y, ptrdiff_t n, float m, double inv)
+FS_INL void FSFN(expscale_f32_t)(const float *x, float *y, ptrdiff_t n, float m, double inv, const fs_temp *tp,
+                                  int tempered)
 {
     float ihs = (float)inv;
-    VF ih = FSFN(spf)(ihs), il = FSFN(spf)((float)(inv - (double)ihs)), negm = FSFN(spf)(-m), h;
+    VF ih = FSFN(spf)(ihs), il = FSFN(spf)((float)(inv - (double)ihs)), negm = FSFN(spf)(-m), h, it, eit;
+    FSFN(temp_f)(tp, &it, &eit);
     VD invd = FSFN(spd)(inv);
     ptrdiff_t i = 0;
     for (; i + 2 * NF <= n; i += 2 * NF) {
-        VF e0 = FSFN(exp_core_f)(FSFN(ldf)(x + i), negm, &h);
-        VF e1 = FSFN(exp_core_f)(FSFN(ldf)(x + i + NF), negm, &h);
+        VF e0 = FSFN(exp_core_f)(FSFN(ldf)(x + i), negm, it, eit, tempered, 0, &h);
+        VF e1 = FSFN(exp_core_f)(FSFN(ldf)(x + i + NF), negm, it, eit, tempered, 0, &h);
         FSFN(stf)(y + i, FSFN(mul_inv_f)(e0, ih, il, invd));
         FSFN(stf)(y + i + NF, FSFN(mul_inv_f)(e1, ih, il, invd));
     }
     for (; i < n; i += NF) {
         ptrdiff_t k = n - i < NF ? n - i : NF;
-        VF e = FSFN(exp_core_f)(FSFN(ldf_part)(x + i, k, -__builtin_inff()), negm, &h);
+        VF e = FSFN(exp_core_f)(FSFN(ldf_part)(x + i, k, -__builtin_inff()), negm, it, eit, tempered, 0, &h);
         FSFN(stf_part)(y + i, FSFN(mul_inv_f)(e, ih, il, invd), k);
     }
 }
-static FS_T void FSFN(expscale_f64)(const double *x, double *y, ptrdiff_t n, double m, fs_dd inv)
+FS_INL void FSFN(expscale_f64_t)(const double *x, double *y, ptrdiff_t n, double m, fs_dd inv, const fs_temp *tp,
+                                  int tempered)
 {
-    VD ih = FSFN(spd)(inv.hi), il = FSFN(spd)(inv.lo), negm = FSFN(spd)(-m), h;
+    VD ih = FSFN(spd)(inv.hi), il = FSFN(spd)(inv.lo), negm = FSFN(spd)(-m), h, it, eit;
+    FSFN(temp_d)(tp, &it, &eit);
     ptrdiff_t i = 0;
     for (; i + 2 * ND <= n; i += 2 * ND) {
-        VD e0 = FSFN(exp_core_d)(FSFN(ldd)(x + i), negm, &h);
-        VD e1 = FSFN(exp_core_d)(FSFN(ldd)(x + i + ND), negm, &h);
+        VD e0 = FSFN(exp_core_d)(FSFN(ldd)(x + i), negm, it, eit, tempered, 0, &h);
+        VD e1 = FSFN(exp_core_d)(FSFN(ldd)(x + i + ND), negm, it, eit, tempered, 0, &h);
         FSFN(std)(y + i, FSFN(mul_inv_d)(e0, ih, il));
         FSFN(std)(y + i + ND, FSFN(mul_inv_d)(e1, ih, il));
     }
     for (; i < n; i += ND) {
         ptrdiff_t k = n - i < ND ? n - i : ND;
-        VD e = FSFN(exp_core_d)(FSFN(ldd_part)(x + i, k, -__builtin_inf()), negm, &h);
+        VD e = FSFN(exp_core_d)(FSFN(ldd_part)(x + i, k, -__builtin_inf()), negm, it, eit, tempered, 0, &h);
         FSFN(std_part)(y + i, FSFN(mul_inv_d)(e, ih, il), k);
     }
 }
 
+static FS_T void FSFN(expscale_f32)(const float *x, float *y, ptrdiff_t n, float m, double inv, const fs_temp *tp)
+{
+    if (tp) FSFN(expscale_f32_t)(x, y, n, m, inv, tp, 1); else FSFN(expscale_f32_t)(x, y, n, m, inv, tp, 0);
+}
+static FS_T void FSFN(expscale_f64)(const double *x, double *y, ptrdiff_t n, double m, fs_dd inv, const fs_temp *tp)
+{
+    if (tp) FSFN(expscale_f64_t)(x, y, n, m, inv, tp, 1); else FSFN(expscale_f64_t)(x, y, n, m, inv, tp, 0);
+}
+
 /* log_softmax: y = (x - m) - L.  Both terms are <= 0 so nothing cancels;
    error <= 0.5 ulp(x - m) + err(L) + final rounding. */
-static FS_T void FSFN(sub_f32)(const float *x, float *y, ptrdiff_t n, float m, float L)
+/* d = x - m, scaled by 1/T when tempered */
+#define FS_SHIFT_f32(xv) (tempered ? FSFN(scale_d_f)((xv) - vm, it, eit) : (xv) - vm)
+FS_INL void FSFN(sub_f32_t)(const float *x, float *y, ptrdiff_t n, float m, float L, const fs_temp *tp, int tempered)
 {
-    VF vm = FSFN(spf)(m), vl = FSFN(spf)(L);
+    VF vm = FSFN(spf)(m), vl = FSFN(spf)(L), it, eit;
+    FSFN(temp_f)(tp, &it, &eit);
     ptrdiff_t i = 0;
     for (; i + 4 * NF <= n; i += 4 * NF) {
         for (int u = 0; u < 4; u++)
-            FSFN(stf)(y + i + u * NF, (FSFN(ldf)(x + i + u * NF) - vm) - vl);
+            FSFN(stf)(y + i + u * NF, FS_SHIFT_f32(FSFN(ldf)(x + i + u * NF)) - vl);
     }
     for (; i + NF <= n; i += NF)
-        FSFN(stf)(y + i, (FSFN(ldf)(x + i) - vm) - vl);
+        FSFN(stf)(y + i, FS_SHIFT_f32(FSFN(ldf)(x + i)) - vl);
     if (i < n)
-        FSFN(stf_part)(y + i, (FSFN(ldf_part)(x + i, n - i, 0.0f) - vm) - vl, n - i);
+        FSFN(stf_part)(y + i, FS_SHIFT_f32(FSFN(ldf_part)(x + i, n - i, 0.0f)) - vl, n - i);
 }
-static FS_T void FSFN(sub_f64)(const double *x, double *y, ptrdiff_t n, double m, double L)
+#undef FS_SHIFT_f32
+static FS_T void FSFN(sub_f32)(const float *x, float *y, ptrdiff_t n, float m, float L, const fs_temp *tp)
 {
-    VD vm = FSFN(spd)(m), vl = FSFN(spd)(L);
+    if (tp) FSFN(sub_f32_t)(x, y, n, m, L, tp, 1); else FSFN(sub_f32_t)(x, y, n, m, L, tp, 0);
+}
+/* d = x - m, scaled by 1/T when tempered */
+#define FS_SHIFT_f64(xv) (tempered ? FSFN(scale_d_d)((xv) - vm, it, eit) : (xv) - vm)
+FS_INL void FSFN(sub_f64_t)(const double *x, double *y, ptrdiff_t n, double m, double L, const fs_temp *tp, int tempered)
+{
+    VD vm = FSFN(spd)(m), vl = FSFN(spd)(L), it, eit;
+    FSFN(temp_d)(tp, &it, &eit);
     ptrdiff_t i = 0;
     for (; i + 4 * ND <= n; i += 4 * ND) {
         for (int u = 0; u < 4; u++)
-            FSFN(std)(y + i + u * ND, (FSFN(ldd)(x + i + u * ND) - vm) - vl);
+            FSFN(std)(y + i + u * ND, FS_SHIFT_f64(FSFN(ldd)(x + i + u * ND)) - vl);
     }
     for (; i + ND <= n; i += ND)
-        FSFN(std)(y + i, (FSFN(ldd)(x + i) - vm) - vl);
+        FSFN(std)(y + i, FS_SHIFT_f64(FSFN(ldd)(x + i)) - vl);
     if (i < n)
-        FSFN(std_part)(y + i, (FSFN(ldd_part)(x + i, n - i, 0.0) - vm) - vl, n - i);
+        FSFN(std_part)(y + i, FS_SHIFT_f64(FSFN(ldd_part)(x + i, n - i, 0.0)) - vl, n - i);
+}
+#undef FS_SHIFT_f64
+static FS_T void FSFN(sub_f64)(const double *x, double *y, ptrdiff_t n, double m, double L, const fs_temp *tp)
+{
+    if (tp) FSFN(sub_f64_t)(x, y, n, m, L, tp, 1); else FSFN(sub_f64_t)(x, y, n, m, L, tp, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -459,8 +576,11 @@ static FS_T void FSFN(sub_f64)(const double *x, double *y, ptrdiff_t n, double m
 #define FS_TWF 256   /* f32 tile width (multiple of 8) */
 #define FS_TWD 128   /* f64 tile width (multiple of 4) */
 
-static FS_T void FSFN(cols_f32)(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, int mode)
+FS_INL void FSFN(cols_f32_t)(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, int mode,
+                               const fs_temp *tp, int tempered)
 {
+    VF it, eit;
+    FSFN(temp_f)(tp, &it, &eit);
     float mb[FS_TWF] __attribute__((aligned(32)));
     double sb[FS_TWF] __attribute__((aligned(32))), cb[FS_TWF] __attribute__((aligned(32)));
     float fa[FS_TWF] __attribute__((aligned(32))), fb[FS_TWF] __attribute__((aligned(32)));
@@ -488,7 +608,7 @@ static FS_T void FSFN(cols_f32)(const float *x, float *y, ptrdiff_t n, ptrdiff_t
             for (ptrdiff_t j = 0; j < wv; j += NF) {
                 int full = j < wf;
                 VF xv = full ? FSFN(ldf)(xr + j) : FSFN(ldf_part)(xr + j, w - j, -__builtin_inff());
-                VF e = FSFN(exp_core_f)(xv, -FSFN(ldf)(mb + j), &h);
+                VF e = FSFN(exp_core_f)(xv, -FSFN(ldf)(mb + j), it, eit, tempered, mode != 0, &h);
                 if (mode == 0) {
                     if (full) FSFN(stf)(yr + j, e); else FSFN(stf_part)(yr + j, e, w - j);
                 } else {   /* log modes: count x == max, as the row kernels do */
@@ -509,7 +629,7 @@ static FS_T void FSFN(cols_f32)(const float *x, float *y, ptrdiff_t n, ptrdiff_t
         /* per-column finish (scalar, O(inner)); padded lanes get harmless 0 */
         for (ptrdiff_t j = w; j < wv; j++) { fa[j] = 0.0f; fb[j] = 0.0f; db[j] = 0.0; }
         for (ptrdiff_t j = 0; j < w; j++) {
-            fs_dd s = fs_fast_two_sum(sb[j], cb[j]);
+            fs_dd s = mode ? fs_fast_two_sum(sb[j] * FS_UNBIAS_F, cb[j] * FS_UNBIAS_F) : fs_fast_two_sum(sb[j], cb[j]);
             if (mode != 0) s = fs_dd_add1((fs_dd){(double)kb[j], 0.0}, s.hi, s.lo);
             int special = fs_col_special_f32(x + j0 + j, ld, n, mb[j], s.hi);
             if (mode == 0) {
@@ -541,7 +661,9 @@ static FS_T void FSFN(cols_f32)(const float *x, float *y, ptrdiff_t n, ptrdiff_t
 #endif
                 } else {
                     VF xv = full ? FSFN(ldf)(xr + j) : FSFN(ldf_part)(xr + j, w - j, 0.0f);
-                    v = (xv - FSFN(ldf)(mb + j)) - FSFN(ldf)(fa + j);
+                    VF d = xv - FSFN(ldf)(mb + j);
+                    if (tempered) d = FSFN(scale_d_f)(d, it, eit);
+                    v = d - FSFN(ldf)(fa + j);
                 }
                 if (full) FSFN(stf)(yr + j, v); else FSFN(stf_part)(yr + j, v, w - j);
             }
@@ -549,8 +671,11 @@ static FS_T void FSFN(cols_f32)(const float *x, float *y, ptrdiff_t n, ptrdiff_t
     }
 }
 
-static FS_T void FSFN(cols_f64)(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, int mode)
+FS_INL void FSFN(cols_f64_t)(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, int mode,
+                               const fs_temp *tp, int tempered)
 {
+    VD it, eit;
+    FSFN(temp_d)(tp, &it, &eit);
     double mb[FS_TWD] __attribute__((aligned(32)));
     double sb[FS_TWD] __attribute__((aligned(32))), cb[FS_TWD] __attribute__((aligned(32)));
     double fa[FS_TWD] __attribute__((aligned(32))), fb[FS_TWD] __attribute__((aligned(32)));
@@ -575,7 +700,7 @@ static FS_T void FSFN(cols_f64)(const double *x, double *y, ptrdiff_t n, ptrdiff
             for (ptrdiff_t j = 0; j < wv; j += ND) {
                 int full = j < wf;
                 VD xv = full ? FSFN(ldd)(xr + j) : FSFN(ldd_part)(xr + j, w - j, -__builtin_inf());
-                VD e = FSFN(exp_core_d)(xv, -FSFN(ldd)(mb + j), &h);
+                VD e = FSFN(exp_core_d)(xv, -FSFN(ldd)(mb + j), it, eit, tempered, mode != 0, &h);
                 if (mode == 0) {
                     if (full) FSFN(std)(yr + j, e); else FSFN(std_part)(yr + j, e, w - j);
                 } else {
@@ -592,7 +717,7 @@ static FS_T void FSFN(cols_f64)(const double *x, double *y, ptrdiff_t n, ptrdiff
         }
         for (ptrdiff_t j = w; j < wv; j++) { fa[j] = 0.0; fb[j] = 0.0; }
         for (ptrdiff_t j = 0; j < w; j++) {
-            fs_dd s = fs_fast_two_sum(sb[j], cb[j]);
+            fs_dd s = mode ? fs_fast_two_sum(sb[j] * FS_UNBIAS_D, cb[j] * FS_UNBIAS_D) : fs_fast_two_sum(sb[j], cb[j]);
             if (mode != 0) s = fs_dd_add1((fs_dd){(double)kb[j], 0.0}, s.hi, s.lo);
             int special = fs_col_special_f64(x + j0 + j, ld, n, mb[j], s.hi);
             if (mode == 0) {
@@ -616,12 +741,25 @@ static FS_T void FSFN(cols_f64)(const double *x, double *y, ptrdiff_t n, ptrdiff
                     v = FSFN(mul_inv_d)(e, FSFN(ldd)(fa + j), FSFN(ldd)(fb + j));
                 } else {
                     VD xv = full ? FSFN(ldd)(xr + j) : FSFN(ldd_part)(xr + j, w - j, 0.0);
-                    v = (xv - FSFN(ldd)(mb + j)) - FSFN(ldd)(fa + j);
+                    VD d = xv - FSFN(ldd)(mb + j);
+                    if (tempered) d = FSFN(scale_d_d)(d, it, eit);
+                    v = d - FSFN(ldd)(fa + j);
                 }
                 if (full) FSFN(std)(yr + j, v); else FSFN(std_part)(yr + j, v, w - j);
             }
         }
     }
+}
+
+static FS_T void FSFN(cols_f32)(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, int mode,
+                                const fs_temp *tp)
+{
+    if (tp) FSFN(cols_f32_t)(x, y, n, inner, ld, mode, tp, 1); else FSFN(cols_f32_t)(x, y, n, inner, ld, mode, tp, 0);
+}
+static FS_T void FSFN(cols_f64)(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, int mode,
+                                const fs_temp *tp)
+{
+    if (tp) FSFN(cols_f64_t)(x, y, n, inner, ld, mode, tp, 1); else FSFN(cols_f64_t)(x, y, n, inner, ld, mode, tp, 0);
 }
 
 static const fs_table FSFN(table) = {
