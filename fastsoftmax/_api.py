@@ -59,9 +59,19 @@ def _check_temperature(temperature, func):
     return t
 
 
+def _is_dask(x):
+    """True for a dask collection, recognised without importing dask (an optional extra, imported on first use)."""
+    return type(x).__module__.startswith("dask.")
+
+
 def _softmax_like(func, x, axis, out, backend, temperature):
     if temperature != 1.0:
         temperature = _check_temperature(temperature, func)
+    if _is_dask(x):
+        from . import _dask
+        if temperature != 1.0:
+            x = x / temperature  # lazily, chunk by chunk
+        return _dask.softmax_like(func, x, axis, out=out, backend=backend)
     a = _as_input(x, func)
     layout = Layout(a, _axes(axis, a.ndim, func))
     if out is not None:
@@ -111,6 +121,9 @@ def log_softmax(x, axis=None, *, out=None, backend=None, temperature=1.0):
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, backend=None):
     """log(sum(exp(a))) along `axis`, as scipy.special.logsumexp (weights `b`, `keepdims`, `return_sign`)."""
     func = "logsumexp"
+    if _is_dask(a) or _is_dask(b):
+        from . import _dask
+        return _dask.logsumexp(a, axis=axis, b=b, keepdims=keepdims, return_sign=return_sign, backend=backend)
     if b is not None:
         b = _as_input(b, func)
         a = _as_input(a, func)
