@@ -63,4 +63,14 @@ kernels = Extension(
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
 )
 
-setup(ext_modules=cythonize([kernels], compiler_directives=CYTHON_DIRECTIVES))
+# The training kernels link their own copy of the SIMD kernels (extensions load RTLD_LOCAL; fs_init runs in each).
+training = Extension(
+    "fastsoftmax.training_kernels",
+    sources=["src_cython/training_kernels.pyx", "src_cython/simd/fs_kernels.c"],
+    include_dirs=["src_cython", "src_cython/simd", numpy.get_include()],
+    extra_compile_args=COMPILE_ARGS + omp_args,
+    extra_link_args=omp_args,
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+)
+
+setup(ext_modules=cythonize([kernels, training], compiler_directives=CYTHON_DIRECTIVES))

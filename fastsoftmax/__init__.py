@@ -7,10 +7,11 @@
 from . import _dispatch, _threads, reference
 from ._api import log_softmax, logsumexp, softmax
 from ._threads import get_num_threads, set_num_threads
+from ._training import cross_entropy, log_softmax_backward, softmax_backward
 
 __version__ = "0.1.0"
-__all__ = ["softmax", "log_softmax", "logsumexp", "backends", "info", "set_num_threads", "get_num_threads",
-           "reference"]
+__all__ = ["softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward", "cross_entropy",
+           "backends", "info", "set_num_threads", "get_num_threads", "reference"]
 
 
 def backends():
@@ -31,6 +32,10 @@ def info():
         "dispatch_rules": dict(_dispatch.RULES),
         "dispatch_rules_from": _dispatch.RULES_SOURCE,
     }
+    from . import _training
+    details["training_backends"] = _training.backends()
+    if _training._WHY_NOT_COMPILED:
+        details["unavailable"]["training_kernels"] = _training._WHY_NOT_COMPILED
     if "cython" in details["backends"]:
         compiled = _dispatch.backend_module("cython")
         details["openmp"] = compiled.openmp_available()
