@@ -1,74 +1,328 @@
-"""Command line: `python -m fastsoftmax info` and `python -m fastsoftmax compare` (backends against scipy)."""
-import argparse
-import json
-import sys
-import timeit
+"""fastsoftmax command line.
 
-import numpy as np
+    python -m fastsoftmax info                  what this install runs: backends, SIMD path, threads, dispatch rules
+    python -m fastsoftmax bench [--quick]       every backend, the dispatcher ("auto") and scipy on the case table
+    python -m fastsoftmax calibrate [--quick]   measure the crossovers here and write this machine's dispatch rules
+    python -m fastsoftmax compare               the quick bench (kept for old instructions)
+"""
+import argparse
+import importlib.metadata
+import importlib.util
+import json
+import math
+import sys
 
 import fastsoftmax
 
-COMPARE_CASES = [  # (label, shape, dtype, axis)
-    ("3 numbers f64", (3,), np.float64, -1),
-    ("256x1000 f32 rows", (256, 1000), np.float32, -1),
-    ("256x1000 f64 rows", (256, 1000), np.float64, -1),
-    ("2000x2000 f32 axis 0", (2000, 2000), np.float32, 0),
-    ("10^6 f32 axis None", (10**6,), np.float32, None),
-]
+from . import _dispatch
+
+PROG = "fastsoftmax"
 
 
-def median_seconds(call, budget=0.2):
-    """Median time of one call, repeating for about `budget` seconds."""
-    once = timeit.timeit(call, number=1)
-    number = max(1, int(0.02 / max(once, 1e-9)))
-    repeats = max(3, min(15, int(budget / max(once * number, 1e-9))))
-    return float(np.median(timeit.repeat(call, number=number, repeat=repeats))) / number
+class CLIError(Exception):
+    """A user error: printed as one line on stderr, exit status 2."""
 
 
-def max_ulp_error(got, x, axis):
-    """Largest error of a softmax result in units of the last place, against a long-double computation."""
-    a = x.astype(np.longdouble)
-    e = np.exp(a - a.max(axis=axis, keepdims=True))
-    want = e / e.sum(axis=axis, keepdims=True)
-    finfo = np.finfo(got.dtype)
-    normal = want >= finfo.smallest_normal
-    ulp = np.spacing(want[normal].astype(got.dtype)).astype(np.longdouble)
-    return float(np.max(np.abs(got[normal].astype(np.longdouble) - want[normal]) / ulp))
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise CLIError(f"{message} (see {self.prog} --help)")
 
 
-def compare(args):
+def _split(values):
+    """Comma-separated and repeated options as one flat list."""
+    out = []
+    for v in values or ():
+        out.extend(p.strip() for p in v.split(",") if p.strip())
+    return out
+
+
+_DTYPE_ALIASES = {"float32": "float32", "f32": "float32", "single": "float32",
+                  "float64": "float64", "f64": "float64", "double": "float64"}
+
+
+def _dtypes(values):
+    out = []
+    for v in _split(values):
+        if v.lower() not in _DTYPE_ALIASES:
+            raise CLIError(f"unknown dtype {v!r}; choose float32 or float64")
+        out.append(_DTYPE_ALIASES[v.lower()])
+    return out
+
+
+def _functions(values):
+    from ._bench import FUNCTIONS
+    names = _split(values) or list(FUNCTIONS)
+    unknown = [n for n in names if n not in FUNCTIONS]
+    if unknown:
+        raise CLIError(f"unknown function {', '.join(unknown)}; choose from {', '.join(FUNCTIONS)}")
+    return list(dict.fromkeys(names))
+
+
+def _set_threads(args):
+    if getattr(args, "threads", None) is not None:
+        if args.threads < 1:
+            raise CLIError("--threads must be a positive integer")
+        fastsoftmax.set_num_threads(args.threads)
+
+
+# ---- info ---------------------------------------------------------------------------------------------------------
+
+def _version_of(dist):
     try:
-        import scipy.special
-    except ImportError:
-        print("compare needs scipy: pip install scipy", file=sys.stderr)
-        return 2
-    print("softmax([8, 5, 2]) =", np.round(fastsoftmax.softmax([8.0, 5.0, 2.0]), 4))
-    print(f"{'case':22s} {'backend':8s} {'median':>10s} {'vs scipy':>9s} {'max ULP':>8s}")
-    rng = np.random.default_rng(0)
-    for label, shape, dtype, axis in COMPARE_CASES:
-        x = rng.normal(0, 3, shape).astype(dtype)
-        t_scipy = median_seconds(lambda: scipy.special.softmax(x, axis=axis))
-        rows = [("scipy", t_scipy, scipy.special.softmax(x, axis=axis))]
-        for backend in fastsoftmax.backends():
-            t = median_seconds(lambda: fastsoftmax.softmax(x, axis=axis, backend=backend))
-            rows.append((backend, t, fastsoftmax.softmax(x, axis=axis, backend=backend)))
-        for backend, t, y in rows:
-            print(f"{label:22s} {backend:8s} {t * 1e6:8.1f}us {t_scipy / t:8.2f}x {max_ulp_error(y, x, axis):8.2f}")
-    return 0
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def info(args):
-    print(json.dumps(fastsoftmax.info(), indent=2, default=str))
+    details = fastsoftmax.info()
+    if args.json:
+        print(json.dumps(details, indent=2, default=str))
+        return 0
+    d = dict(details)
+    out = [f"fastsoftmax {d.pop('version')}"]
+    backends = d.pop("backends")
+    out.append(f"  backends      {', '.join(backends)}")
+    for name, why in d.pop("unavailable", {}).items():
+        out.append(f"  unavailable   {name}: {why}")
+    forced = d.pop("forced_backend", None)
+    out.append(f"  forced        {forced + ' (FASTSOFTMAX_BACKEND)' if forced else 'no (FASTSOFTMAX_BACKEND unset)'}")
+    simd = d.pop("simd_path", None)
+    features = d.pop("cpu_features", None)
+    if simd is not None:
+        out.append(f"  SIMD path     {simd}")
+    if features is not None:
+        out.append(f"  CPU features  {', '.join(features) if features else '(none detected)'}")
+    if "openmp" in d:
+        out.append(f"  OpenMP        {'yes' if d.pop('openmp') else 'no (kernels run on one thread)'}")
+    threads, source = d.pop("threads"), d.pop("threads_from")
+    serial = d.pop("serial_below_elements", None)
+    line = f"  threads       {threads} (from {source})"
+    if serial:
+        line += f"; inputs under {serial} elements run on one thread"
+    out.append(line)
+    rules, rules_from = d.pop("dispatch_rules"), d.pop("dispatch_rules_from")
+    out.append(f"  dispatch      rules from {rules_from}")
+    out.append(f"                calibration file: {_dispatch.config_path()}")
+    from ._calibrate import describe
+    for key in sorted(rules, key=lambda k: (k.split("/")[0], k.split("/")[1], k.split("/")[2])):
+        func, kind, dtype = key.split("/")
+        out.append(f"    {func:12s} {kind:8s} {dtype:8s} {describe(rules[key])}")
+    for key, value in d.items():  # anything newer than this command
+        out.append(f"  {key:13s} {value}")
+    peers = []
+    for name, dist in (("scipy", "scipy"), ("torch", "torch"), ("onnxruntime", "onnxruntime"), ("jax", "jax"),
+                       ("matplotlib", "matplotlib")):
+        version = _version_of(dist) if importlib.util.find_spec(name) is not None else None
+        peers.append(f"{name} {version}" if version else f"{name} (not installed)")
+    out.append(f"  bench peers   {', '.join(peers)}")
+    print("\n".join(out))
     return 0
 
 
+# ---- bench --------------------------------------------------------------------------------------------------------
+
+def _peers(values):
+    from . import _bench
+    names = _split(values)
+    if not names:
+        names = ["auto", *fastsoftmax.backends(), "scipy"]
+    expanded = []
+    for n in names:
+        if n == "all":
+            expanded.extend(p for p in _bench.all_peers() if _bench.peer_missing(p) is None)
+        elif n == "fastsoftmax":
+            expanded.extend(_bench.fastsoftmax_peers())
+        elif n not in _bench.all_peers():
+            raise CLIError(f"unknown backend {n!r}; choose from {', '.join(_bench.all_peers())}, "
+                           "all, fastsoftmax")
+        else:
+            missing = _bench.peer_missing(n)
+            if n == "scipy" and not missing:
+                try:
+                    import scipy.special  # noqa: F401
+                except ImportError as exc:
+                    missing = f"scipy does not import ({exc})"
+            if missing:
+                if n == "scipy":
+                    raise CLIError(f"bench compares against scipy, which is missing ({missing}): "
+                                   "pip install scipy, or name --backends without scipy")
+                raise CLIError(f"backend {n!r} is not available: {missing}")
+            expanded.append(n)
+    return list(dict.fromkeys(expanded))
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def bench(args):
+    from . import _bench
+    _set_threads(args)
+    functions = _functions(args.functions)
+    dtypes = _dtypes(args.dtype)
+    names = _split(args.cases)
+    if args.quick and not names:
+        names = list(_bench.QUICK_CASES)
+    try:
+        cases = _bench.select_cases(names, dtypes)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    if not cases:
+        raise CLIError("no case matches --cases and --dtype")
+    peers = _peers(args.backends)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401  (checked before the run, not after it)
+        except ImportError:
+            raise CLIError("--plot needs matplotlib, which is not installed: pip install matplotlib") from None
+    budget = args.budget if args.budget is not None else (0.03 if args.quick else 0.3)
+    progress = _bench.progress_printer()
+    results = _bench.run(cases, functions, peers, budget=budget, progress=progress,
+                         max_repeats=5 if args.quick else 25)
+    progress.finish()
+    print(f"fastsoftmax {fastsoftmax.__version__}, {fastsoftmax.get_num_threads()} threads; "
+          "median time per call; GB/s counts the input read and the output written once")
+    print(_bench.format_table(results))
+    print(_bench.summary(results))
+    if args.json:
+        data = {"fastsoftmax": fastsoftmax.info(), "argv": sys.argv[1:], "budget_seconds": budget,
+                "results": results}
+        try:
+            with open(args.json, "w") as f:
+                json.dump(_finite(data), f, indent=1, default=str)
+        except OSError as exc:
+            raise CLIError(f"cannot write {args.json}: {exc.strerror or exc}") from None
+        print(f"wrote {args.json}")
+    if args.plot:
+        try:
+            _bench.plot(results, args.plot)
+        except ImportError:
+            raise CLIError("--plot needs matplotlib, which does not import: pip install matplotlib") from None
+        except OSError as exc:
+            raise CLIError(f"cannot write {args.plot}: {exc.strerror or exc}") from None
+        print(f"wrote {args.plot}")
+    return 0
+
+
+# ---- calibrate ------------------------------------------------------------------------------------------------------
+
+def calibrate(args):
+    from . import _bench, _calibrate
+    path = _dispatch.config_path()
+    if args.reset:
+        if path.exists():
+            path.unlink()
+            print(f"removed {path}; dispatch rules are the shipped defaults again")
+        else:
+            print(f"no calibration file at {path}; dispatch rules are the shipped defaults")
+        return 0
+    _set_threads(args)
+    functions = _functions(args.functions)
+    dtypes = _dtypes(args.dtype) or list(_bench.DTYPES)
+    kinds = _split(args.kinds) or list(_dispatch.SHAPE_KINDS)
+    bad = [k for k in kinds if k not in _dispatch.SHAPE_KINDS]
+    if bad:
+        raise CLIError(f"unknown kind {', '.join(bad)}; choose rows or columns")
+    backends = _split(args.backends) or list(fastsoftmax.backends())
+    for b in backends:
+        if b not in _dispatch.MODULES:
+            raise CLIError(f"unknown backend {b!r}; choose from {', '.join(_dispatch.MODULES)}")
+        if b not in fastsoftmax.backends():
+            raise CLIError(f"backend {b!r} is not available: {_dispatch.why_unavailable().get(b)}")
+    if args.write_defaults is not None and (len(functions), len(kinds), len(dtypes)) != (3, 2, 2):
+        raise CLIError("--write-defaults needs every function, kind and dtype (drop the filters)")
+    sizes = _calibrate.grid(args.quick, args.max_size)
+    rounds = 3 if args.quick else 7
+    target = 0.001 if args.quick else 0.004
+    progress = _bench.progress_printer()
+    print(f"calibrating {', '.join(backends)} on {fastsoftmax.get_num_threads()} threads, "
+          f"sizes {sizes[0]}..{sizes[-1]} ({len(sizes)} points)", file=sys.stderr)
+    measured = _calibrate.measure(functions, kinds, dtypes, backends, sizes, rounds, target, progress)
+    progress.finish()
+    rules = _calibrate.rules_from(measured)
+    for key, steps in rules.items():
+        print(f"  {key:28s} {_calibrate.describe(steps)}")
+    try:
+        if args.write_defaults is not None:
+            target_path = args.write_defaults or _dispatch.DEFAULTS_FILE
+            _calibrate.write_defaults(target_path, rules)
+            print(f"wrote shipped defaults {target_path}")
+        else:
+            _calibrate.write_calibration(path, _calibrate.calibration_file(rules, measured, args.quick))
+            _dispatch.reload_rules()
+            print(f"wrote {path}; dispatch rules now from {_dispatch.RULES_SOURCE}")
+    except OSError as exc:
+        raise CLIError(f"cannot write the rules: {exc.strerror or exc} ({exc.filename})") from None
+    return 0
+
+
+# ---- the parser ---------------------------------------------------------------------------------------------------
+
+def _bench_options(p):
+    p.add_argument("--cases", action="append", metavar="NAMES",
+                   help="comma-separated case names or ids (e.g. rows_256x1000 or rows_256x1000-float32)")
+    p.add_argument("--dtype", action="append", metavar="DTYPES", help="float32 and/or float64")
+    p.add_argument("--functions", action="append", metavar="NAMES", help="softmax, log_softmax, logsumexp")
+    p.add_argument("--backends", action="append", metavar="NAMES",
+                   help="peers to time: auto, numpy, cython, numba, scipy, torch, onnxruntime, jax, copy; "
+                        "'all' = every installed one (default: auto, the fastsoftmax backends and scipy)")
+    p.add_argument("--quick", action="store_true", help="small cases, few repeats (seconds)")
+    p.add_argument("--budget", type=float, metavar="SECONDS", help="time spent per measurement")
+    p.add_argument("--threads", type=int, metavar="N", help="fastsoftmax.set_num_threads(N) first")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--plot", metavar="FILE.png", help="draw time per element against size (needs matplotlib)")
+
+
+def parser():
+    p = _Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"fastsoftmax {fastsoftmax.__version__}")
+    commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    c = commands.add_parser("info", help="version, backends, CPU features, threads, dispatch rules")
+    c.add_argument("--json", action="store_true", help="print fastsoftmax.info() as JSON")
+    c.set_defaults(run=info)
+    c = commands.add_parser("bench", help="time the backends, the dispatcher and scipy (and torch, "
+                                          "onnxruntime, jax) on the case table")
+    _bench_options(c)
+    c.set_defaults(run=bench)
+    c = commands.add_parser("compare", help="the quick bench (same options as bench)")
+    _bench_options(c)
+    c.set_defaults(run=bench, quick=True)
+    c = commands.add_parser("calibrate", help="measure the backend crossovers here and write the dispatch rules")
+    c.add_argument("--quick", action="store_true", help="a coarse grid and few repeats (seconds)")
+    c.add_argument("--reset", action="store_true", help="remove the calibration file (back to the defaults)")
+    c.add_argument("--write-defaults", nargs="?", const="", metavar="PATH",
+                   help="write the shipped defaults (fastsoftmax/dispatch_defaults.json, or PATH) instead of "
+                        "this user's calibration file")
+    c.add_argument("--functions", action="append", metavar="NAMES")
+    c.add_argument("--dtype", action="append", metavar="DTYPES")
+    c.add_argument("--kinds", action="append", metavar="KINDS", help="rows and/or columns")
+    c.add_argument("--backends", action="append", metavar="NAMES", help="backends to choose among")
+    c.add_argument("--max-size", type=int, metavar="N", help="largest size measured")
+    c.add_argument("--threads", type=int, metavar="N", help="fastsoftmax.set_num_threads(N) first")
+    c.set_defaults(run=calibrate)
+    return p
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m fastsoftmax", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("info", help="version, backends, threads, SIMD path").set_defaults(run=info)
-    commands.add_parser("compare", help="time softmax on every backend against scipy").set_defaults(run=compare)
-    args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        args = parser().parse_args(argv)
+        return args.run(args)
+    except CLIError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `python -m fastsoftmax bench | head`
+        sys.stderr.close()
+        return 1
 
 
 if __name__ == "__main__":

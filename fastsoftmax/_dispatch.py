@@ -107,8 +107,11 @@ def validate_rules(rules):
             raise ValueError(f"dispatch rule {key!r} must be a non-empty list of [size_limit, backend]")
         for step in steps:
             if (not isinstance(step, list) or len(step) != 2 or step[1] not in MODULES
-                    or not (step[0] is None or isinstance(step[0], int))):
+                    or not (step[0] is None or type(step[0]) is int)):
                 raise ValueError(f"dispatch rule {key!r}: bad step {step!r}")
+        limits = [limit for limit, _ in steps]
+        if limits[-1] is not None or None in limits[:-1] or limits[:-1] != sorted(set(limits[:-1])):
+            raise ValueError(f"dispatch rule {key!r}: size limits must increase and end with null")
 
 
 def _read_rules():

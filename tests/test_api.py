@@ -229,3 +229,12 @@ def test_threadpoolctl_limits_the_threads():
     assert "openmp" in apis
     with threadpoolctl.threadpool_limits(1):
         assert fastsoftmax.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("steps", [[[1000, "numpy"], [100, "cython"], [None, "cython"]],
+                                   [[1000, "numpy"]], [[True, "numpy"], [None, "cython"]],
+                                   [[None, "numpy"], [None, "cython"]]])
+def test_rules_with_unordered_or_open_ended_limits_are_refused(steps):
+    from fastsoftmax import _dispatch
+    with pytest.raises(ValueError):
+        _dispatch.validate_rules({"softmax/rows/float32": steps})
