@@ -54,23 +54,19 @@ if omp is None:
           + "*" * 78, file=sys.stderr)
 omp_args = [omp] if omp else []
 
-kernels = Extension(
-    "fastsoftmax.cython_backend",
-    sources=["src_cython/cython_backend.pyx", "src_cython/simd/fs_kernels.c"],
-    include_dirs=["src_cython", "src_cython/simd", numpy.get_include()],
-    extra_compile_args=COMPILE_ARGS + omp_args,
-    extra_link_args=omp_args,
-    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-)
 
-# The training kernels link their own copy of the SIMD kernels (extensions load RTLD_LOCAL; fs_init runs in each).
-training = Extension(
-    "fastsoftmax.training_kernels",
-    sources=["src_cython/training_kernels.pyx", "src_cython/simd/fs_kernels.c"],
-    include_dirs=["src_cython", "src_cython/simd", numpy.get_include()],
-    extra_compile_args=COMPILE_ARGS + omp_args,
-    extra_link_args=omp_args,
-    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-)
+def extension(name, pyx):
+    """A Cython module of the package, linked with the SIMD kernels (each gets its own copy: extensions load
+    RTLD_LOCAL, and fs_init runs in each)."""
+    return Extension(
+        f"fastsoftmax.{name}",
+        sources=[f"src_cython/{pyx}", "src_cython/simd/fs_kernels.c"],
+        include_dirs=["src_cython", "src_cython/simd", numpy.get_include()],
+        extra_compile_args=COMPILE_ARGS + omp_args,
+        extra_link_args=omp_args,
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    )
 
-setup(ext_modules=cythonize([kernels, training], compiler_directives=CYTHON_DIRECTIVES))
+
+modules = [extension("cython_backend", "cython_backend.pyx"), extension("training_kernels", "training_kernels.pyx")]
+setup(ext_modules=cythonize(modules, compiler_directives=CYTHON_DIRECTIVES))

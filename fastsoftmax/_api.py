@@ -13,17 +13,21 @@ _FLOAT16 = np.dtype(np.float16)
 _FLOAT32 = np.dtype(np.float32)
 
 
-def _as_input(x, func):
-    """`x` as a native-byte-order floating or complex array, as scipy would compute with it."""
-    a = np.asarray(x)
-    kind = a.dtype.kind
-    if kind in "biu":  # scipy computes integers in float64 (and rejects bools, which we accept likewise)
-        return a.astype(np.float64)
+def input_dtype(dtype, func):
+    """The dtype an input of `dtype` is computed in, as scipy would: integers and bools in float64 (scipy rejects
+    bools; we take them as 0 and 1), floats and complex as they are, in native byte order."""
+    kind = dtype.kind
+    if kind in "biu":
+        return np.dtype(np.float64)
     if kind not in "fc":
-        raise TypeError(f"{func}: expected a real or complex numeric array, got dtype {a.dtype}")
-    if not a.dtype.isnative:
-        a = a.astype(a.dtype.newbyteorder("="))
-    return a
+        raise TypeError(f"{func}: expected a real or complex numeric array, got dtype {dtype}")
+    return dtype if dtype.isnative else dtype.newbyteorder("=")
+
+
+def _as_input(x, func):
+    a = np.asarray(x)
+    dtype = input_dtype(a.dtype, func)
+    return a if dtype == a.dtype else a.astype(dtype)  # dtype equality includes byte order
 
 
 def _axes(axis, ndim, func):

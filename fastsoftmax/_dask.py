@@ -38,14 +38,8 @@ def _as_dask_array(x, func):
     if not isinstance(x, da.Array):
         raise TypeError(f"{func}: expected a dask array, got {type(x).__module__}.{type(x).__name__} "
                         "(convert it with .to_dask_array() or dask.array.asarray)")
-    kind = x.dtype.kind
-    if kind in "biu":  # computed in float64, as the in-memory functions do
-        return x.astype(np.float64)
-    if kind not in "fc":
-        raise TypeError(f"{func}: expected a real or complex numeric array, got dtype {x.dtype}")
-    if not x.dtype.isnative:
-        x = x.astype(x.dtype.newbyteorder("="))
-    return x
+    dtype = _api.input_dtype(x.dtype, func)  # the in-memory functions' rule
+    return x if dtype == x.dtype else x.astype(dtype)
 
 
 def _no_out(out, func):
