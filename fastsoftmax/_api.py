@@ -85,7 +85,8 @@ def _softmax_like(func, x, axis, out, backend, temperature):
         return result
 
     compute_dtype = _FLOAT32 if a.dtype == _FLOAT16 else a.dtype
-    kernel = getattr(_dispatch.choose(func, compute_dtype, a.size, layout.inner > 1, backend), func)
+    kernel = getattr(_dispatch.choose(func, compute_dtype, a.size, layout.inner > 1, backend,
+                                      tempered=temperature != 1.0), func)
     x3 = layout.view3(a if compute_dtype == a.dtype else a.astype(compute_dtype))
     y3 = layout.writable_view3(result) if compute_dtype == a.dtype else None
     if y3 is None or (out is not None and np.may_share_memory(y3, x3)):

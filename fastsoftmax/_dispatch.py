@@ -28,6 +28,8 @@ FUNCTIONS = ("softmax", "log_softmax", "logsumexp")
 SHAPE_KINDS = ("rows", "columns")
 DEFAULTS_FILE = Path(__file__).with_name("dispatch_defaults.json")
 FALLBACK_ORDER = ("cython", "numba", "numpy")
+# Backends whose softmax/log_softmax take a temperature (the numba kernels do not, yet).
+TEMPERATURE_BACKENDS = ("numpy", "cython")
 
 _loaded = {}
 _why_unavailable = {}
@@ -143,29 +145,34 @@ def reload_rules():
         _table[func, kind == "columns", np.dtype(dtype)] = tuple((limit, name) for limit, name in steps)
 
 
-def _automatic(func, dtype, size, columns):
+def _automatic(func, dtype, size, columns, tempered):
     for limit, name in _table.get((func, columns, dtype), ()):
         if limit is None or size < limit:
-            if _installed(name):
+            if _installed(name) and (not tempered or name in TEMPERATURE_BACKENDS):
                 return backend_module(name)
             break
     for name in FALLBACK_ORDER:
-        if _installed(name):
+        if _installed(name) and (not tempered or name in TEMPERATURE_BACKENDS):
             return backend_module(name)
 
 
-def choose(func, dtype, size, columns, backend):
+def choose(func, dtype, size, columns, backend, tempered=False):
     """The backend module for one call of `func` on `size` elements of compute dtype `dtype`.
 
     `backend` (or FASTSOFTMAX_BACKEND) forces a backend where it covers the dtype; other dtypes always use the
-    reference, which is the only backend that covers them."""
+    reference, which is the only backend that covers them. `tempered`: the call has a temperature != 1."""
     name = backend or FORCED
     if name is not None:
         module = backend_module(name)
-        return module if dtype in FAST_DTYPES else _loaded["numpy"]
+        if dtype not in FAST_DTYPES:
+            return _loaded["numpy"]
+        if tempered and name not in TEMPERATURE_BACKENDS:
+            raise ValueError(f"{func}: backend {name!r} does not support temperature; "
+                             f"use one of {', '.join(TEMPERATURE_BACKENDS)}")
+        return module
     if dtype not in FAST_DTYPES:
         return _loaded["numpy"]
-    return _automatic(func, dtype, size, columns)
+    return _automatic(func, dtype, size, columns, tempered)
 
 
 _installed("numpy")

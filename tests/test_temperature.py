@@ -7,12 +7,16 @@ import pytest
 import fastsoftmax
 
 from .test_accuracy import COMPILED, LOG_SOFTMAX_ULP, SOFTMAX_ULP, ulp_error
-from .util import BACKENDS, array_cases, exact, tolerance_violations
+from fastsoftmax._dispatch import TEMPERATURE_BACKENDS
+
+from .util import BACKENDS, array_cases, exact
+
+TEMPERED = [name for name in BACKENDS if name in TEMPERATURE_BACKENDS]
 
 TEMPERATURES = [0.01, 0.37, 1 / 3, 2.0, 25.0]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", TEMPERED)
 @pytest.mark.parametrize("func", ["softmax", "log_softmax"])
 @pytest.mark.parametrize("temperature", [0.5, 3.0])
 def test_every_layout_and_special_value(backend, func, temperature):
@@ -51,7 +55,7 @@ def test_every_layout_and_special_value(backend, func, temperature):
     assert not failures, f"{func} backend={backend} T={temperature}: " + "; ".join(failures[:5])
 
 
-@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("backend", [b for b in COMPILED if b in TEMPERATURE_BACKENDS])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("temperature", TEMPERATURES)
 @pytest.mark.parametrize("shape, axis", [((64, 1000), -1), ((300, 200), 0), ((10**6,), None)])
@@ -63,7 +67,7 @@ def test_ulp_bounds_hold_with_a_temperature(backend, dtype, temperature, shape, 
     assert ulp_error(log_y, exact("log_softmax", x, axis, temperature)) <= LOG_SOFTMAX_ULP
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", TEMPERED)
 def test_small_temperature_is_one_hot_without_overflow_or_warnings(backend):
     x = np.array([[1.0, 0.95, 0.0], [3e38, -3e38, 1.0]], dtype=np.float32)
     with warnings.catch_warnings():
@@ -76,14 +80,14 @@ def test_small_temperature_is_one_hot_without_overflow_or_warnings(backend):
     assert log_y[1, 1] == -np.inf  # -6e41 is beyond float32
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", TEMPERED)
 def test_large_temperature_tends_to_uniform(backend):
     x = np.random.default_rng(0).normal(0, 3, 1000)
     y = fastsoftmax.softmax(x, backend=backend, temperature=1e12)
     np.testing.assert_allclose(y, 1 / 1000, rtol=1e-9)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", TEMPERED)
 def test_temperature_one_is_plain_softmax(backend):
     x = np.random.default_rng(1).normal(0, 3, (5, 7))
     np.testing.assert_array_equal(fastsoftmax.softmax(x, axis=1, backend=backend, temperature=1),
@@ -96,3 +100,12 @@ def test_temperature_one_is_plain_softmax(backend):
 def test_bad_temperature_is_refused(func, bad, error):
     with pytest.raises(error, match="temperature"):
         getattr(fastsoftmax, func)([1.0, 2.0], temperature=bad)
+
+
+@pytest.mark.parametrize("backend", [name for name in BACKENDS if name not in TEMPERATURE_BACKENDS])
+def test_a_backend_without_temperature_says_so(backend):
+    with pytest.raises(ValueError, match="does not support temperature"):
+        fastsoftmax.softmax([1.0, 2.0], backend=backend, temperature=2.0)
+    # the default dispatch never picks it for a tempered call
+    np.testing.assert_allclose(fastsoftmax.softmax([1.0, 2.0], temperature=2.0),
+                               exact("softmax", [1.0, 2.0], None, 2.0).astype(float), rtol=1e-15)
