@@ -200,6 +200,14 @@ def bench(args):
         except OSError as exc:
             raise CLIError(f"cannot write {args.json}: {exc.strerror or exc}") from None
         print(f"wrote {args.json}")
+    if args.markdown:
+        tables = [f"### {func}\n\n{_bench.markdown_table(results, func)}\n" for func in functions]
+        try:
+            with open(args.markdown, "w") as f:
+                f.write("\n".join(tables))
+        except OSError as exc:
+            raise CLIError(f"cannot write {args.markdown}: {exc.strerror or exc}") from None
+        print(f"wrote {args.markdown}")
     if args.plot:
         try:
             _bench.plot(results, args.plot)
@@ -278,6 +286,7 @@ def _bench_options(p):
     p.add_argument("--threads", type=int, metavar="N", help="fastsoftmax.set_num_threads(N) first")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="draw time per element against size (needs matplotlib)")
+    p.add_argument("--markdown", metavar="FILE.md", help="also write one markdown table per function")
 
 
 def parser():

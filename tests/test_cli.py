@@ -159,3 +159,21 @@ def test_calibrate_filters_and_write_defaults(tmp_path, config):
 ])
 def test_bad_options(tmp_path, args, words):
     assert_one_line_error(run(*args, tmp_path=tmp_path), *words)
+
+
+def test_readme_results_table_is_the_generated_one():
+    """README's softmax table is docs/bench.md's, which `bench --markdown` writes: never typed by hand."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    generated = (root / "docs" / "bench.md").read_text()
+    table = generated[generated.index("| case |"):generated.index("### log_softmax")].strip()
+    assert table in (root / "README.md").read_text()
+
+
+def test_markdown_table_has_a_row_per_case(tmp_path):
+    from fastsoftmax import _bench
+    results = [{"case": "c1", "function": "softmax", "backend": b, "median_s": t, "max_ulp": u}
+               for b, t, u in (("cython", 1e-3, 1.5), ("scipy", 3e-3, 20.0), ("torch", 2e-3, 30.0))]
+    table = _bench.markdown_table(results, "softmax").splitlines()
+    assert table[0].startswith("| case | cython | scipy | torch |")
+    assert table[2] == "| c1 | 1.00 ms | 3.00 ms | 2.00 ms | 3.00x | 2.00x (torch) | 1.50 / 30 |"
