@@ -21,16 +21,10 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
-cdef extern from "fs_kernels.h" nogil:
-    ctypedef struct fs_dd:
-        double hi
-        double lo
-    void fs_init()
-    float fs_slice_max_f32(const float *x, Py_ssize_t n)
-    double fs_slice_max_f64(const double *x, Py_ssize_t n)
-    fs_dd fs_slice_sumexp_f32(const float *x, float *y, Py_ssize_t n, float max)
-    fs_dd fs_slice_sumexp_f64(const double *x, double *y, Py_ssize_t n, double max)
-    double fs_log_sum(fs_dd s)
+from fs_kernels cimport (
+    fs_dd, fs_init, fs_log_sum, fs_slice_max_f32, fs_slice_max_f64, fs_slice_sumexp_f32,
+    fs_slice_sumexp_f64,
+)
 
 # Small loops in C so that `#pragma omp simd` lets gcc vectorize the double reductions (without -ffast-math).
 # Without OpenMP the pragma is ignored and the loops stay correct, only scalar.
