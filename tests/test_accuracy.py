@@ -59,7 +59,7 @@ def threads(request):
 
 
 @pytest.mark.parametrize("backend", COMPILED)
-@pytest.mark.parametrize("x, axis", cases())
+@pytest.mark.parametrize("x, axis", list(cases()))
 def test_softmax_ulp_and_row_sums(backend, x, axis, threads):
     got = fastsoftmax.softmax(x, axis=axis, backend=backend)
     want = exact("softmax", x, axis)
@@ -70,7 +70,7 @@ def test_softmax_ulp_and_row_sums(backend, x, axis, threads):
 
 
 @pytest.mark.parametrize("backend", COMPILED)
-@pytest.mark.parametrize("x, axis", cases())
+@pytest.mark.parametrize("x, axis", list(cases()))
 def test_log_softmax_ulp(backend, x, axis, threads):
     got = fastsoftmax.log_softmax(x, axis=axis, backend=backend)
     err = ulp_error(got, exact("log_softmax", x, axis))
@@ -78,7 +78,7 @@ def test_log_softmax_ulp(backend, x, axis, threads):
 
 
 @pytest.mark.parametrize("backend", COMPILED)
-@pytest.mark.parametrize("x, axis", cases())
+@pytest.mark.parametrize("x, axis", list(cases()))
 def test_logsumexp_ulp(backend, x, axis, threads):
     got = np.asarray(fastsoftmax.logsumexp(x, axis=axis, backend=backend))
     err = ulp_error(got, exact("logsumexp", x, axis))
