@@ -23,13 +23,14 @@ Weighted logsumexp (b=) reduces per-chunk (log|sum b exp(a)|, sign) pairs the sa
 weighted logsumexp itself (weights = the partial signs), so scipy's nan/inf/cancellation rules carry over.
 Complex input is the exception: it is rechunked so each line is one chunk, then computed per chunk.
 """
+import functools
 from functools import partial
 
 import numpy as np
 
 import dask.array as da
 
-from . import _api
+from . import _api, _threads
 
 
 # ---- input checks ---------------------------------------------------------------------------------------------
@@ -163,6 +164,20 @@ def _weighted_combine(pairs, axis=None, keepdims=True):
 
 # ---- the graph ------------------------------------------------------------------------------------------------
 
+def _chunk_task(fn, x):
+    """`fn` for the tasks of `x`: with one kernel thread per task when dask keeps every core busy with chunks
+    already; two layers of threads on the same cores only wait for each other (measured: the per-chunk partial
+    logsumexp of a (2, 10^8) float32 array in 64 chunks, 0.157 s -> 0.11 s on 2 cores)."""
+    if x.npartitions < _threads.get_num_threads():
+        return fn
+
+    @functools.wraps(fn)
+    def task(*args, **kwargs):
+        with _threads.single_threaded():
+            return fn(*args, **kwargs)
+    return task
+
+
 def _indices(ndim):
     return tuple(f"i{k}" for k in range(ndim))
 
@@ -181,7 +196,7 @@ def _reduce_pairs(partials, axes, combine, split_every):
 def _line_pairs(x, axes, backend, split_every):
     """(partials, whole): the per-chunk pairs and, reduced over the chunks, the per-line pairs."""
     pair_dtype = _pair_dtype(x.dtype)
-    partials = da.map_blocks(_partial, x, axes=axes, backend=backend, pair_dtype=pair_dtype,
+    partials = da.map_blocks(_chunk_task(_partial, x), x, axes=axes, backend=backend, pair_dtype=pair_dtype,
                              chunks=_pairs_chunks(x, axes), new_axis=x.ndim, dtype=pair_dtype,
                              meta=_meta(x.ndim + 1, pair_dtype), token="fastsoftmax-partial")
     return partials, _reduce_pairs(partials, axes, _combine, split_every)
@@ -206,11 +221,13 @@ def softmax_like(func, x, axis=None, *, out=None, backend=None, split_every=None
     if x.dtype.kind == "c" and not _single_chunked(x, axes):  # no ordering to reduce over: whole lines
         x = x.rechunk({i: -1 for i in axes})
     if _single_chunked(x, axes):
-        return da.map_blocks(_lines_local, x, kind=func, axes=axes, backend=backend, out_dtype=out_dtype,
+        return da.map_blocks(_chunk_task(_lines_local, x), x, kind=func, axes=axes, backend=backend,
+                             out_dtype=out_dtype,
                              dtype=out_dtype, meta=_meta(x.ndim, out_dtype), token=f"fastsoftmax-{func}")
     partials, whole = _line_pairs(x, axes, backend, split_every)
     index = _indices(x.ndim)
-    return da.blockwise(_normalize, index, x, index, partials, index + ("pair",), whole, index + ("pair",),
+    return da.blockwise(_chunk_task(_normalize, x), index, x, index, partials, index + ("pair",),
+                        whole, index + ("pair",),
                         kind=func, axes=axes, backend=backend, out_dtype=out_dtype, dtype=out_dtype,
                         align_arrays=False, concatenate=True, meta=_meta(x.ndim, out_dtype),
                         token=f"fastsoftmax-{func}-normalize")
@@ -289,8 +306,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, backen
         pair_dtype = _pair_dtype(dtype)
         if b_given:
             index = _indices(a.ndim)
-            partials = da.blockwise(_weighted_partial, index + ("pair",), a, index, b, index, axes=axes,
-                                    backend=backend, pair_dtype=pair_dtype, new_axes={"pair": 2},
+            partials = da.blockwise(_chunk_task(_weighted_partial, a), index + ("pair",), a, index, b, index,
+                                    axes=axes, backend=backend, pair_dtype=pair_dtype, new_axes={"pair": 2},
                                     adjust_chunks={index[i]: 1 for i in axes}, dtype=pair_dtype,
                                     meta=_meta(a.ndim + 1, pair_dtype), token="fastsoftmax-weighted-partial")
             whole = _reduce_pairs(partials, axes, _weighted_combine, split_every)

@@ -3,10 +3,13 @@
 In order: fastsoftmax.set_num_threads(n); else OMP_NUM_THREADS; else the OpenMP runtime's own limit (which is
 what threadpoolctl.threadpool_limits lowers), capped by the cores this process may use (affinity and cgroup quota).
 """
+import contextlib
 import math
 import os
+import threading
 
 _setting = None
+_this_thread = threading.local()  # .serial: the caller parallelises already (dask tasks); use one thread
 
 # Starting threads costs a few microseconds, while a thread handles ~3 float32 elements per nanosecond; below
 # this many elements one thread finishes before a second would have started.
@@ -73,5 +76,18 @@ def set_num_threads(n):
     return previous
 
 
+@contextlib.contextmanager
+def single_threaded():
+    """Within this block, calls made by this Python thread use one kernel thread each."""
+    previous = getattr(_this_thread, "serial", False)
+    _this_thread.serial = True
+    try:
+        yield
+    finally:
+        _this_thread.serial = previous
+
+
 def threads_for(size):
-    return 1 if size < SERIAL_BELOW else get_num_threads()
+    if size < SERIAL_BELOW or getattr(_this_thread, "serial", False):
+        return 1
+    return get_num_threads()

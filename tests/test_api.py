@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -238,3 +239,19 @@ def test_rules_with_unordered_or_open_ended_limits_are_refused(steps):
     from fastsoftmax import _dispatch
     with pytest.raises(ValueError):
         _dispatch.validate_rules({"softmax/rows/float32": steps})
+
+
+def test_single_threaded_block_holds_only_in_its_thread():
+    from fastsoftmax import _threads
+    previous = fastsoftmax.set_num_threads(2)
+    try:
+        seen = []
+        with _threads.single_threaded():
+            assert _threads.threads_for(10**7) == 1
+            other = threading.Thread(target=lambda: seen.append(_threads.threads_for(10**7)))
+            other.start()
+            other.join()
+        assert seen == [2]
+        assert _threads.threads_for(10**7) == 2
+    finally:
+        fastsoftmax.set_num_threads(previous)
