@@ -314,6 +314,10 @@ FS_INL fs_dd FSFN(expsum_f32_t)(const float *x, float *y, ptrdiff_t n, float m, 
     VI cnt = (VI){0};
     ptrdiff_t i = 0;
     for (; i + 2 * NF <= n; i += 2 * NF) {
+        /* the next row (or block) while this one computes: its first pass is a cheap max that would wait on
+           memory; prefetching past the end of the array is harmless */
+        __builtin_prefetch(x + n + i);
+        if (store) __builtin_prefetch(y + n + i, 1);
         VF e0 = FSFN(exp_core_f)(FSFN(ldf)(x + i), negm, it, eit, tempered, !store, &h0);
         VF e1 = FSFN(exp_core_f)(FSFN(ldf)(x + i + NF), negm, it, eit, tempered, !store, &h1);
         if (store) {
@@ -369,6 +373,9 @@ FS_INL fs_dd FSFN(expsum_f64_t)(const double *x, double *y, ptrdiff_t n, double 
     VL cnt = (VL){0};
     ptrdiff_t i = 0;
     for (; i + 4 * ND <= n; i += 4 * ND) {
+        __builtin_prefetch(x + n + i);          /* the next row or block, as in expsum_f32 */
+        __builtin_prefetch(x + n + i + 8);
+        if (store) __builtin_prefetch(y + n + i, 1), __builtin_prefetch(y + n + i + 8, 1);
         VD e0 = FSFN(exp_core_d)(FSFN(ldd)(x + i), negm, it, eit, tempered, !store, &h0);
         VD e1 = FSFN(exp_core_d)(FSFN(ldd)(x + i + ND), negm, it, eit, tempered, !store, &h1);
         VD e2 = FSFN(exp_core_d)(FSFN(ldd)(x + i + 2 * ND), negm, it, eit, tempered, !store, &h2);
