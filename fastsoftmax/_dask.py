@@ -8,15 +8,20 @@ Two plans, chosen per call:
   fastsoftmax.softmax / log_softmax per chunk, nothing else.
 - A softmax axis is split across chunks: a two-level reduction that never gathers a line into one chunk.
   1. per chunk, one task: the partial pair (m, l) per line, m = the chunk's max (nan if the chunk holds nan) and
-     l = log(sum(exp(x - m))) by fastsoftmax.logsumexp of the shifted chunk. The pair is kept apart (float64;
-     long double for float64 input), because m + l rounded to the input dtype would cost |m| eps of accuracy.
+     l = log(sum(exp(x - m))). The pair is kept apart (float64; long double for float64 input), because m + l
+     rounded to the input dtype would cost |m| eps of accuracy.
   2. a `dask.array.reduction` tree over the tiny partials combines pairs: M = max m (nan wins), L = logsumexp over
      chunks of (m - M + l). Where M is not finite, L is set to M (nan, +inf or -inf), which is what scipy's rules
      reduce to: logsumexp = M' + L with M' = M if finite else 0, log_softmax = (x - M') - L.
-  3. per chunk, one task: fastsoftmax.softmax (log_softmax) of the chunk, corrected by the chunk's share:
-     softmax = local * exp((m - M) + (l - L)), log_softmax = local + (m - M) + (l - L). The correction is computed
-     per line in float64 (long double for float64 input); the result is within a few ULP of the in-memory one.
-     Lines that scipy sends to nan (or -inf), and chunks of only -inf inside a finite line, are fixed explicitly.
+  3. per chunk, one task: the chunk normalised by its line's totals.
+  Both per-chunk passes have a fast form for the common case, a float32/float64 reduction over the last axis:
+  the compiled row_stats (each row's max and sum in one pass over the chunk) and row_finish (exp(x - M) / S, or
+  (x - M) - L, in one more pass, S = exp(L) carried as a double-double), measured 1.7x the in-memory time
+  on a (2, 10^8) float32 array in 64 chunks. Otherwise: fastsoftmax.logsumexp of the shifted chunk, then
+  fastsoftmax.softmax (log_softmax) of the chunk corrected by its share of the line, softmax = local *
+  exp((m - M) + (l - L)), log_softmax = local + (m - M) + (l - L), with lines that scipy sends to nan (or -inf)
+  and chunks of only -inf inside a finite line fixed explicitly. Either way the result is within a few ULP of
+  the in-memory one.
   Memory per task stays O(chunk); the graph has one task per chunk per pass plus the reduction tree.
 
 Weighted logsumexp (b=) reduces per-chunk (log|sum b exp(a)|, sign) pairs the same way, combining them with the
@@ -30,7 +35,7 @@ import numpy as np
 
 import dask.array as da
 
-from . import _api, _threads
+from . import _api, _dispatch, _threads
 
 
 # ---- input checks ---------------------------------------------------------------------------------------------
@@ -87,11 +92,31 @@ def _lines_local(block, kind, axes, backend, out_dtype):
     return np.asarray(getattr(_api, kind)(block, axis=axes, backend=backend), dtype=out_dtype)
 
 
+def _compiled_rows(block, axes, backend):
+    """The compiled row functions and `block` as (rows, n), when the reduction is over the last axis of a float32
+    or float64 chunk with contiguous rows (the common case); else (None, None)."""
+    if axes != (block.ndim - 1,) or backend not in (None, "cython") or block.size == 0:
+        return None, None
+    if block.dtype not in _dispatch.FAST_DTYPES or "cython" not in _dispatch.available():
+        return None, None
+    if block.shape[-1] > 1 and block.strides[-1] != block.itemsize:
+        return None, None
+    return _dispatch.backend_module("cython"), block.reshape(-1, block.shape[-1])
+
+
 def _partial(block, axes, backend, pair_dtype):
     """(m, l) per line of this chunk, stacked on a new last axis: the max and log(sum(exp(x - m)))."""
     shape = tuple(1 if i in axes else n for i, n in enumerate(block.shape))
     if block.size == 0:  # an empty chunk contributes nothing: the pair of an all -inf line
         return np.full(shape + (2,), -np.inf, pair_dtype)
+    compiled, rows = _compiled_rows(block, axes, backend)
+    if compiled is not None:  # one pass: each row's max and sum together
+        m, l = np.empty(rows.shape[0]), np.empty(rows.shape[0])
+        compiled.row_stats(rows, m, l, _threads.threads_for(block.size))
+        out = np.empty(shape + (2,), pair_dtype)
+        out[..., 0] = m.reshape(shape)
+        out[..., 1] = np.where(np.isfinite(m), l, m).reshape(shape)
+        return out
     blk = block.astype(_compute_dtype(block.dtype), copy=False)
     with np.errstate(invalid="ignore", over="ignore"):
         m = np.max(blk, axis=axes, keepdims=True)  # propagates nan
@@ -125,6 +150,17 @@ def _normalize(block, pair, whole, kind, axes, backend, out_dtype):
     """The global softmax / log_softmax of this chunk: its local result, corrected by its share of the line."""
     if block.size == 0:
         return np.empty(block.shape, out_dtype)
+    compiled, rows = _compiled_rows(block, axes, backend)
+    if compiled is not None:  # one pass: exp(x - M) / S (or (x - M) - L) straight from the line's totals
+        big, total = whole[..., 0].ravel(), whole[..., 1].ravel()
+        with np.errstate(invalid="ignore", over="ignore"):  # lines with a non-finite M: the kernel ignores S
+            s = np.exp(total.astype(_pair_dtype(block.dtype)))  # the line's sum of exp(x - M), as hi + lo
+            hi = s.astype(np.float64)
+            lo = (s - hi).astype(np.float64)
+        result = np.empty(rows.shape, block.dtype)
+        compiled.row_finish(rows, result, big.astype(np.float64), hi, lo, kind == "log_softmax",
+                            _threads.threads_for(block.size))
+        return result.reshape(block.shape).astype(out_dtype, copy=False)
     compute_dtype = _compute_dtype(block.dtype)
     blk = block.astype(compute_dtype, copy=False)
     local = getattr(_api, kind)(blk, axis=axes, backend=backend)

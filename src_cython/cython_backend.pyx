@@ -230,3 +230,52 @@ def logsumexp(x, out, int n_threads):
         logsumexp_lines[float](x, out, n_threads)
     else:
         logsumexp_lines[double](x, out, n_threads)
+
+
+# ---- 5. pieces for callers that hold a line in several chunks (fastsoftmax/_dask.py) --------------------------------
+
+cdef void rows_stats(const floating[:, :] x, double[::1] maxima, double[::1] log_sums,
+                     int n_threads) noexcept nogil:
+    cdef Py_ssize_t r, n = x.shape[1]
+    cdef fs_dd total
+    for r in prange(x.shape[0], schedule="static", num_threads=n_threads):
+        total = slice_max_sumexp(&x[r, 0], n, 1.0, &maxima[r])
+        log_sums[r] = fs_log_sum(total)
+
+
+cdef void rows_finish(const floating[:, :] x, floating[:, :] y, const double[::1] maxima,
+                      const double[::1] sum_hi, const double[::1] sum_lo, Kind kind, int n_threads) noexcept nogil:
+    cdef Py_ssize_t r, n = x.shape[1]
+    cdef fs_dd total
+    for r in prange(x.shape[0], schedule="static", num_threads=n_threads):
+        total.hi = sum_hi[r]
+        total.lo = sum_lo[r]
+        slice_finish(&x[r, 0], &y[r, 0], n, maxima[r], total, kind, 1.0)
+
+
+def row_stats(x, maxima, log_sums, int n_threads):
+    """Per row of a (rows, n) float32/float64 array whose rows are contiguous (any row stride): the max (nan if
+    the row holds one, +inf, or -inf for an all -inf row) into maxima, and log(sum(exp(x - max))) into log_sums,
+    both float64 (rows,). One pass over x. n >= 1."""
+    _check_rows_contiguous(x)
+    if x.itemsize == 4:
+        rows_stats[float](x, maxima, log_sums, n_threads)
+    else:
+        rows_stats[double](x, maxima, log_sums, n_threads)
+
+
+def row_finish(x, out, maxima, sum_hi, sum_lo, bint log, int n_threads):
+    """Rows of a line's chunk, normalised by the whole line's max and sum (sum_hi + sum_lo, the sum of exp(x - max)
+    over the line): softmax exp(x - max) / sum, or log_softmax (x - max) - log(sum), with scipy's rules where the
+    max is not finite. x and out: (rows, n), rows contiguous; the rest float64 (rows,)."""
+    _check_rows_contiguous(x)
+    _check_rows_contiguous(out)
+    if x.itemsize == 4:
+        rows_finish[float](x, out, maxima, sum_hi, sum_lo, LOG_SOFTMAX if log else SOFTMAX, n_threads)
+    else:
+        rows_finish[double](x, out, maxima, sum_hi, sum_lo, LOG_SOFTMAX if log else SOFTMAX, n_threads)
+
+
+def _check_rows_contiguous(a):
+    if a.ndim != 2 or a.shape[1] < 1 or (a.shape[1] > 1 and a.strides[1] != a.itemsize):
+        raise ValueError("expected a (rows, n) array with n >= 1 and contiguous rows")
