@@ -17,7 +17,7 @@ from libc.math cimport INFINITY
 from libc.stdlib cimport free, malloc
 
 from fs_kernels cimport (
-    fs_dd, fs_init, fs_simd_path, fs_softmax_row_f32, fs_softmax_row_f64, fs_log_softmax_row_f32,
+    fs_dd, fs_init, fs_simd_path, fs_cpu_features, fs_softmax_row_f32, fs_softmax_row_f64, fs_log_softmax_row_f32,
     fs_log_softmax_row_f64, fs_logsumexp_row_f32, fs_logsumexp_row_f64, fs_softmax_cols_f32, fs_softmax_cols_f64,
     fs_log_softmax_cols_f32, fs_log_softmax_cols_f64, fs_logsumexp_cols_f32, fs_logsumexp_cols_f64,
     fs_slice_max_sumexp_f32, fs_slice_max_sumexp_f64, fs_merge_slices, fs_log_sum, fs_slice_exp_scale_f32,
@@ -51,7 +51,7 @@ def openmp_max_threads():
 
 def cpu_info():
     """The SIMD path the kernels run (FASTSOFTMAX_SIMD=baseline forces the portable one)."""
-    return {"simd_path": fs_simd_path().decode()}
+    return {"simd_path": fs_simd_path().decode(), "cpu_features": fs_cpu_features().decode().split()}
 
 
 # ---- 2. fused-type shims -------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ cdef extern from "fs_kernels.h" nogil:
         double lo
     void fs_init()
     const char *fs_simd_path()
+    const char *fs_cpu_features()
     void fs_softmax_row_f32(const float *x, float *y, Py_ssize_t n, double temperature)
     void fs_softmax_row_f64(const double *x, double *y, Py_ssize_t n, double temperature)
     void fs_log_softmax_row_f32(const float *x, float *y, Py_ssize_t n, double temperature)

@@ -241,11 +241,30 @@ static int os_supports_ymm(void)
     return (lo & 6u) == 6u;               /* XMM and YMM state enabled */
 }
 
+static char g_features[96];
+
+/* What the CPU (and OS) offer that the dispatch looks at, for info(): "sse2 avx avx2 fma ymm-state ...". */
+static void fs_record_features(void)
+{
+    g_features[0] = 0;
+    if (__builtin_cpu_supports("sse2")) strcat(g_features, "sse2 ");
+    if (__builtin_cpu_supports("avx")) strcat(g_features, "avx ");
+    if (__builtin_cpu_supports("avx2")) strcat(g_features, "avx2 ");
+    if (__builtin_cpu_supports("fma")) strcat(g_features, "fma ");
+    if (__builtin_cpu_supports("avx512f")) strcat(g_features, "avx512f ");
+    if (os_supports_ymm()) strcat(g_features, "os-ymm-state ");
+    size_t k = strlen(g_features);
+    if (k) g_features[k - 1] = 0;
+}
+
+const char *fs_cpu_features(void) { return g_features; }
+
 void fs_init(void)
 {
     const char *env = getenv("FASTSOFTMAX_SIMD");
     const fs_table *t = &fs_base_table;
     __builtin_cpu_init();
+    fs_record_features();
     if (!(env && strcmp(env, "baseline") == 0) && __builtin_cpu_supports("avx2") &&
         __builtin_cpu_supports("fma") && os_supports_ymm())
         t = &fs_avx2_table;

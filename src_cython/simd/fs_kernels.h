@@ -47,6 +47,7 @@ typedef struct { double hi, lo; } fs_dd;
 
 void        fs_init(void);
 const char *fs_simd_path(void);          /* "avx2_fma" or "baseline" */
+const char *fs_cpu_features(void);       /* what fs_init saw: "sse2 avx avx2 fma os-ymm-state", etc. */
 
 /* ---- one contiguous row of n elements ---- */
 void   fs_softmax_row_f32(const float *x, float *y, ptrdiff_t n, double temperature);
