@@ -94,10 +94,12 @@ def test_row_sum_of_ten_million(backend, dtype):
     assert abs(total - 1) <= 4 * np.finfo(dtype).eps
 
 
-def test_baseline_simd_path_is_selectable_and_accurate():
-    """FASTSOFTMAX_SIMD=baseline forces the portable kernels; they keep the same bounds."""
+@pytest.mark.parametrize("path", ["baseline", "avx2"])
+def test_narrower_simd_paths_are_selectable_and_accurate(path):
+    """FASTSOFTMAX_SIMD=baseline (or avx2) caps the kernels' width; every path keeps the same bounds."""
     if "cython" not in COMPILED:
         pytest.skip("no compiled backend")
+    expected = {"baseline": ("baseline",), "avx2": ("avx2_fma", "baseline")}  # avx2 falls back where absent
     import os
     import subprocess
     import sys
@@ -105,7 +107,7 @@ def test_baseline_simd_path_is_selectable_and_accurate():
         "import numpy as np, fastsoftmax\n"
         "from tests.test_accuracy import ulp_error, accuracy_inputs\n"
         "from tests.util import exact\n"
-        "assert fastsoftmax.info()['simd_path'] == 'baseline', fastsoftmax.info()['simd_path']\n"
+        f"assert fastsoftmax.info()['simd_path'] in {expected[path]!r}, fastsoftmax.info()['simd_path']\n"
         "for dtype, bound in ((np.float32, 2.0), (np.float64, 4.0)):\n"
         "    for label, x, axis in accuracy_inputs(dtype):\n"
         "        err = ulp_error(fastsoftmax.softmax(x, axis=axis, backend='cython'), exact('softmax', x, axis))\n"
@@ -113,5 +115,5 @@ def test_baseline_simd_path_is_selectable_and_accurate():
         "print('ok')\n")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
-                            env={**os.environ, "FASTSOFTMAX_SIMD": "baseline"}, timeout=600)
+                            env={**os.environ, "FASTSOFTMAX_SIMD": path}, timeout=600)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]

@@ -163,6 +163,10 @@ typedef struct {
     void (*cols_f64)(const double *, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int, const fs_temp *);
 } fs_table;
 
+typedef float fs_v16f __attribute__((vector_size(64)));
+typedef double fs_v8d __attribute__((vector_size(64)));
+typedef int32_t fs_v16i __attribute__((vector_size(64)));
+typedef int64_t fs_v8l __attribute__((vector_size(64)));
 typedef float fs_v8f __attribute__((vector_size(32)));
 typedef double fs_v4d __attribute__((vector_size(32)));
 typedef int32_t fs_v8i __attribute__((vector_size(32)));
@@ -171,6 +175,42 @@ typedef float fs_v4f __attribute__((vector_size(16)));
 typedef double fs_v2d __attribute__((vector_size(16)));
 typedef int32_t fs_v4i __attribute__((vector_size(16)));
 typedef int64_t fs_v2l __attribute__((vector_size(16)));
+
+/* --- AVX-512 instance (Zen 4/5, Intel since Skylake-SP): the same kernels on 64-byte vectors --- */
+#define FSFN(name) fs_avx512_##name
+#define FS_T __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")))
+#define VF fs_v16f
+#define VD fs_v8d
+#define VI fs_v16i
+#define VL fs_v8l
+#define NF 16
+#define ND 8
+#define FS_FMA 1
+#define VFMA_F(a, b, c) ((VF)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
+#define VFMA_D(a, b, c) ((VD)_mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c)))
+#define VMAX_F(a, b) ((VF)_mm512_max_ps((__m512)(a), (__m512)(b)))
+#define VMAX_D(a, b) ((VD)_mm512_max_pd((__m512d)(a), (__m512d)(b)))
+#define CVT_LO_F(v) ((VD)_mm512_cvtps_pd(_mm512_castps512_ps256((__m512)(v))))
+#define CVT_HI_F(v) ((VD)_mm512_cvtps_pd(_mm512_extractf32x8_ps((__m512)(v), 1)))
+#define PACK_D_F(lo, hi) \
+    ((VF)_mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps((__m512d)(lo))), _mm512_cvtpd_ps((__m512d)(hi)), 1))
+#include "fs_kernels_impl.h"
+#undef FSFN
+#undef FS_T
+#undef VF
+#undef VD
+#undef VI
+#undef VL
+#undef NF
+#undef ND
+#undef FS_FMA
+#undef VFMA_F
+#undef VFMA_D
+#undef VMAX_F
+#undef VMAX_D
+#undef CVT_LO_F
+#undef CVT_HI_F
+#undef PACK_D_F
 
 /* --- AVX2 + FMA instance --- */
 #define FSFN(name) fs_avx2_##name
@@ -231,19 +271,32 @@ typedef int64_t fs_v2l __attribute__((vector_size(16)));
 /* ------------------------------------------------------------------ */
 static const fs_table *g_tab = &fs_base_table;
 
-static int os_supports_ymm(void)
+/* The OS saves the register state (XCR0): mask 0x6 for XMM+YMM, 0xe6 adds the AVX-512 opmask and ZMM state. */
+static int os_saves_state(unsigned mask)
 {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
     if (!(c & bit_OSXSAVE)) return 0;
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return (lo & 6u) == 6u;               /* XMM and YMM state enabled */
+    return (lo & mask) == mask;
 }
 
-static char g_features[96];
+static int has_avx2(void)
+{
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && os_saves_state(0x6u);
+}
 
-/* What the CPU (and OS) offer that the dispatch looks at, for info(): "sse2 avx avx2 fma ymm-state ...". */
+static int has_avx512(void)
+{
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && has_avx2() &&
+           os_saves_state(0xe6u);
+}
+
+static char g_features[128];
+
+/* What the CPU (and OS) offer that the dispatch looks at, for info(). */
 static void fs_record_features(void)
 {
     g_features[0] = 0;
@@ -252,26 +305,36 @@ static void fs_record_features(void)
     if (__builtin_cpu_supports("avx2")) strcat(g_features, "avx2 ");
     if (__builtin_cpu_supports("fma")) strcat(g_features, "fma ");
     if (__builtin_cpu_supports("avx512f")) strcat(g_features, "avx512f ");
-    if (os_supports_ymm()) strcat(g_features, "os-ymm-state ");
+    if (__builtin_cpu_supports("avx512dq")) strcat(g_features, "avx512dq ");
+    if (__builtin_cpu_supports("avx512bw")) strcat(g_features, "avx512bw ");
+    if (__builtin_cpu_supports("avx512vl")) strcat(g_features, "avx512vl ");
+    if (os_saves_state(0x6u)) strcat(g_features, "os-ymm-state ");
+    if (os_saves_state(0xe6u)) strcat(g_features, "os-zmm-state ");
     size_t k = strlen(g_features);
     if (k) g_features[k - 1] = 0;
 }
 
 const char *fs_cpu_features(void) { return g_features; }
 
+/* The widest kernels this CPU and OS run; FASTSOFTMAX_SIMD=avx2 or =baseline caps the choice (tests run all). */
 void fs_init(void)
 {
     const char *env = getenv("FASTSOFTMAX_SIMD");
+    int cap = !env ? 2 : strcmp(env, "baseline") == 0 ? 0 : strcmp(env, "avx2") == 0 ? 1 : 2;
     const fs_table *t = &fs_base_table;
     __builtin_cpu_init();
     fs_record_features();
-    if (!(env && strcmp(env, "baseline") == 0) && __builtin_cpu_supports("avx2") &&
-        __builtin_cpu_supports("fma") && os_supports_ymm())
+    if (cap >= 2 && has_avx512())
+        t = &fs_avx512_table;
+    else if (cap >= 1 && has_avx2())
         t = &fs_avx2_table;
     g_tab = t;
 }
 
-const char *fs_simd_path(void) { return g_tab == &fs_avx2_table ? "avx2_fma" : "baseline"; }
+const char *fs_simd_path(void)
+{
+    return g_tab == &fs_avx512_table ? "avx512" : g_tab == &fs_avx2_table ? "avx2_fma" : "baseline";
+}
 
 /* ------------------------------------------------------------------ */
 /* rows                                                                 */
