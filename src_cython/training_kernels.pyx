@@ -33,10 +33,10 @@ cdef extern from *:
     #include <math.h>
     #include <stddef.h>
 
-    /* The row loops are compiled twice, for AVX2 and for the x86-64 baseline, and the loader picks one by CPUID
-       (gcc target_clones, an ifunc; Linux/glibc only, elsewhere just the baseline). */
+    /* The row loops are compiled three times, and the loader picks one by CPUID
+       (gcc target_clones, an ifunc picking AVX-512, AVX2 or baseline; Linux/glibc only, elsewhere the baseline). */
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-    #define TK_CLONES __attribute__((target_clones("avx2", "default")))
+    #define TK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
     #else
     #define TK_CLONES
     #endif
