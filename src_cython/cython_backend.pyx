@@ -83,6 +83,13 @@ cdef inline void cols_kernel(const floating *x, floating *y, Py_ssize_t n, Py_ss
             fs_log_softmax_cols_f64(x, y, n, width, ld, t)
 
 
+cdef inline floating logsumexp_row(const floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return fs_logsumexp_row_f32(x, n)
+    else:
+        return fs_logsumexp_row_f64(x, n)
+
+
 cdef inline void logsumexp_cols(const floating *x, floating *y, Py_ssize_t n, Py_ssize_t width,
                                 Py_ssize_t ld) noexcept nogil:
     if floating is float:
@@ -166,13 +173,21 @@ cdef void softmax_lines(const floating[:, :, ::1] x, floating[:, :, ::1] y, Kind
     if inner > 1:
         width = column_width(outer, inner, n_threads)
         parts = (inner + width - 1) // width
-        for task in prange(outer * parts, schedule="static", num_threads=n_threads):
-            o = task // parts
-            j0 = (task - o * parts) * width
-            cols_kernel(xs + o * n * inner + j0, ys + o * n * inner + j0, n, min(width, inner - j0), inner, kind, t)
+        if n_threads == 1:
+            for o in range(outer):
+                cols_kernel(xs + o * n * inner, ys + o * n * inner, n, inner, inner, kind, t)
+        else:
+            for task in prange(outer * parts, schedule="static", num_threads=n_threads):
+                o = task // parts
+                j0 = (task - o * parts) * width
+                cols_kernel(xs + o * n * inner + j0, ys + o * n * inner + j0, n, min(width, inner - j0), inner,
+                            kind, t)
     elif outer < n_threads and n >= SPLIT_ROW_MIN:
         for o in range(outer):
             softmax_split_row(xs + o * n, ys + o * n, n, kind, t, n_threads)
+    elif n_threads == 1:  # small inputs: entering even a one-thread parallel region costs a measurable share
+        for o in range(outer):
+            row_kernel(xs + o * n, ys + o * n, n, kind, t)
     else:
         for o in prange(outer, schedule="static", num_threads=n_threads):
             row_kernel(xs + o * n, ys + o * n, n, kind, t)
@@ -187,10 +202,14 @@ cdef void logsumexp_lines(const floating[:, :, ::1] x, floating[:, ::1] y, int n
     if inner > 1:
         width = column_width(outer, inner, n_threads)
         parts = (inner + width - 1) // width
-        for task in prange(outer * parts, schedule="static", num_threads=n_threads):
-            o = task // parts
-            j0 = (task - o * parts) * width
-            logsumexp_cols(xs + o * n * inner + j0, ys + o * inner + j0, n, min(width, inner - j0), inner)
+        if n_threads == 1:
+            for o in range(outer):
+                logsumexp_cols(xs + o * n * inner, ys + o * inner, n, inner, inner)
+        else:
+            for task in prange(outer * parts, schedule="static", num_threads=n_threads):
+                o = task // parts
+                j0 = (task - o * parts) * width
+                logsumexp_cols(xs + o * n * inner + j0, ys + o * inner + j0, n, min(width, inner - j0), inner)
     elif outer < n_threads and n >= SPLIT_ROW_MIN:
         for o in range(outer):
             m = split_row(xs + o * n, n, n_threads, 1.0, &total)
@@ -198,12 +217,12 @@ cdef void logsumexp_lines(const floating[:, :, ::1] x, floating[:, ::1] y, int n
                 ys[o] = fs_lse_finish_f32(<float>m, total)
             else:
                 ys[o] = fs_lse_finish_f64(m, total)
+    elif n_threads == 1:
+        for o in range(outer):
+            ys[o] = logsumexp_row(xs + o * n, n)
     else:
         for o in prange(outer, schedule="static", num_threads=n_threads):
-            if floating is float:
-                ys[o] = fs_logsumexp_row_f32(xs + o * n, n)
-            else:
-                ys[o] = fs_logsumexp_row_f64(xs + o * n, n)
+            ys[o] = logsumexp_row(xs + o * n, n)
 
 
 # ---- 4. Python front -------------------------------------------------------------------------------------------------
