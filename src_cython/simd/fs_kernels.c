@@ -535,57 +535,37 @@ static double fs_exp_shift(double a, double b, double temperature)
    entries equal to the final max. */
 #define FS_ONLINE_BLOCK 4096
 
-fs_dd fs_slice_max_sumexp_f32(const float *x, ptrdiff_t n, double temperature, float *max_out)
-{
-    const fs_table *t = g_tab;
-    fs_temp buf;
-    const fs_temp *tp = fs_temp_of(temperature, &buf);
-    float m = -INFINITY;
-    fs_dd s = {0.0, 0.0};
-    for (ptrdiff_t i = 0; i < n; i += FS_ONLINE_BLOCK) {
-        ptrdiff_t k = n - i < FS_ONLINE_BLOCK ? n - i : FS_ONLINE_BLOCK;
-        float bm = t->max_f32(x + i, k, 1);
-        if (isnan(bm)) { *max_out = bm; fs_dd r = {NAN, 0.0}; return r; }
-        if (bm == INFINITY) {      /* the sum is moot; only a later nan still matters */
-            for (i += k; i < n; i += FS_ONLINE_BLOCK)
-                if (isnan(t->max_f32(x + i, n - i < FS_ONLINE_BLOCK ? n - i : FS_ONLINE_BLOCK, 1))) { bm = NAN; break; }
-            *max_out = bm; fs_dd r = {NAN, 0.0}; return r;
-        }
-        if (bm > m) {
-            if (m != -INFINITY) s = fs_dd_scale(s, fs_exp_shift(m, bm, temperature));
-            m = bm;
-        }
-        if (m != -INFINITY) s = fs_dd_add(s, t->expsum_f32(x + i, NULL, k, m, tp));
+#define FS_DEF_MAX_SUMEXP(T, SFX)                                                                              \
+    fs_dd fs_slice_max_sumexp_##SFX(const T *x, ptrdiff_t n, double temperature, T *max_out)                   \
+    {                                                                                                           \
+        const fs_table *t = g_tab;                                                                              \
+        fs_temp buf;                                                                                            \
+        const fs_temp *tp = fs_temp_of(temperature, &buf);                                                      \
+        T m = -INFINITY;                                                                                        \
+        fs_dd s = {0.0, 0.0};                                                                                   \
+        for (ptrdiff_t i = 0; i < n; i += FS_ONLINE_BLOCK) {                                                    \
+            ptrdiff_t k = n - i < FS_ONLINE_BLOCK ? n - i : FS_ONLINE_BLOCK;                                    \
+            T bm = t->max_##SFX(x + i, k, 1);                                                                   \
+            if (isnan(bm)) { *max_out = bm; fs_dd r = {NAN, 0.0}; return r; }                                   \
+            if (bm == INFINITY) {      /* the sum is moot; only a later nan still matters */                    \
+                for (i += k; i < n; i += FS_ONLINE_BLOCK)                                                       \
+                    if (isnan(t->max_##SFX(x + i, n - i < FS_ONLINE_BLOCK ? n - i : FS_ONLINE_BLOCK, 1))) {     \
+                        bm = NAN;                                                                               \
+                        break;                                                                                  \
+                    }                                                                                           \
+                *max_out = bm; fs_dd r = {NAN, 0.0}; return r;                                                  \
+            }                                                                                                   \
+            if (bm > m) {                                                                                       \
+                if (m != -INFINITY) s = fs_dd_scale(s, fs_exp_shift(m, bm, temperature));                      \
+                m = bm;                                                                                         \
+            }                                                                                                   \
+            if (m != -INFINITY) s = fs_dd_add(s, t->expsum_##SFX(x + i, NULL, k, m, tp));                       \
+        }                                                                                                       \
+        *max_out = m;                                                                                           \
+        return s;                                                                                               \
     }
-    *max_out = m;
-    return s;
-}
-
-fs_dd fs_slice_max_sumexp_f64(const double *x, ptrdiff_t n, double temperature, double *max_out)
-{
-    const fs_table *t = g_tab;
-    fs_temp buf;
-    const fs_temp *tp = fs_temp_of(temperature, &buf);
-    double m = -INFINITY;
-    fs_dd s = {0.0, 0.0};
-    for (ptrdiff_t i = 0; i < n; i += FS_ONLINE_BLOCK) {
-        ptrdiff_t k = n - i < FS_ONLINE_BLOCK ? n - i : FS_ONLINE_BLOCK;
-        double bm = t->max_f64(x + i, k, 1);
-        if (isnan(bm)) { *max_out = bm; fs_dd r = {NAN, 0.0}; return r; }
-        if (bm == INFINITY) {      /* the sum is moot; only a later nan still matters */
-            for (i += k; i < n; i += FS_ONLINE_BLOCK)
-                if (isnan(t->max_f64(x + i, n - i < FS_ONLINE_BLOCK ? n - i : FS_ONLINE_BLOCK, 1))) { bm = NAN; break; }
-            *max_out = bm; fs_dd r = {NAN, 0.0}; return r;
-        }
-        if (bm > m) {
-            if (m != -INFINITY) s = fs_dd_scale(s, fs_exp_shift(m, bm, temperature));
-            m = bm;
-        }
-        if (m != -INFINITY) s = fs_dd_add(s, t->expsum_f64(x + i, NULL, k, m, tp));
-    }
-    *max_out = m;
-    return s;
-}
+FS_DEF_MAX_SUMEXP(float, f32)
+FS_DEF_MAX_SUMEXP(double, f64)
 
 /* Merge per-slice (max, sum) pairs in slice order: the row's max, and
    the sum rescaled to it.  A nan or +inf max wins (its sum is nan). */
