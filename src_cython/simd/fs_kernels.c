@@ -16,8 +16,9 @@
  *     column tiles with per-column state in stack arrays.
  *  4. this file: scalar glue -- non-finite semantics, reciprocal / log of
  *     the double-double sums, the public row and slice functions.
- *  5. dispatch: fs_kernels_impl.h is instantiated twice (AVX2+FMA via
- *     target attributes, and the SSE2 baseline); fs_init picks a table.
+ *  5. dispatch: fs_kernels_impl.h is instantiated three times (AVX-512 and
+ *     AVX2+FMA via target attributes, and the SSE2 baseline); fs_init picks
+ *     the widest table the CPU and OS support.
  *
  * Build with -O3 -fno-trapping-math -fno-math-errno, never -ffast-math:
  * the TwoSum steps and nan/inf handling rely on IEEE semantics.
@@ -195,22 +196,6 @@ typedef int64_t fs_v2l __attribute__((vector_size(16)));
 #define PACK_D_F(lo, hi) \
     ((VF)_mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps((__m512d)(lo))), _mm512_cvtpd_ps((__m512d)(hi)), 1))
 #include "fs_kernels_impl.h"
-#undef FSFN
-#undef FS_T
-#undef VF
-#undef VD
-#undef VI
-#undef VL
-#undef NF
-#undef ND
-#undef FS_FMA
-#undef VFMA_F
-#undef VFMA_D
-#undef VMAX_F
-#undef VMAX_D
-#undef CVT_LO_F
-#undef CVT_HI_F
-#undef PACK_D_F
 
 /* --- AVX2 + FMA instance --- */
 #define FSFN(name) fs_avx2_##name
@@ -230,22 +215,6 @@ typedef int64_t fs_v2l __attribute__((vector_size(16)));
 #define CVT_HI_F(v) ((VD)_mm256_cvtps_pd(_mm256_extractf128_ps((__m256)(v), 1)))
 #define PACK_D_F(lo, hi) ((VF)_mm256_set_m128(_mm256_cvtpd_ps((__m256d)(hi)), _mm256_cvtpd_ps((__m256d)(lo))))
 #include "fs_kernels_impl.h"
-#undef FSFN
-#undef FS_T
-#undef VF
-#undef VD
-#undef VI
-#undef VL
-#undef NF
-#undef ND
-#undef FS_FMA
-#undef VFMA_F
-#undef VFMA_D
-#undef VMAX_F
-#undef VMAX_D
-#undef CVT_LO_F
-#undef CVT_HI_F
-#undef PACK_D_F
 
 /* --- portable SSE2 instance (x86-64 baseline) --- */
 #define FSFN(name) fs_base_##name

@@ -1,7 +1,8 @@
 /*
- * fs_kernels_impl.h -- kernel template, included twice by fs_kernels.c:
- * once as the AVX2+FMA instance (32-byte vectors, hardware FMA) and once as
- * the portable SSE2 instance (16-byte vectors, FMA emulated by mul+add).
+ * fs_kernels_impl.h -- kernel template, included three times by fs_kernels.c:
+ * as the AVX-512 instance (64-byte vectors), the AVX2+FMA instance (32-byte
+ * vectors) and the portable SSE2 instance (16-byte vectors, FMA emulated by
+ * mul+add).  It undefines the instance's parameters at its end.
  * Written with GCC vector extensions; the few operations whose semantics
  * matter (max with a defined nan operand, FMA, float<->double) go through
  * the per-instance macros set by the includer:
@@ -773,3 +774,21 @@ static const fs_table FSFN(table) = {
 };
 
 #undef FS_INL
+
+/* The instance's parameters end here, so that the next instance can define its own. */
+#undef FSFN
+#undef FS_T
+#undef VF
+#undef VD
+#undef VI
+#undef VL
+#undef NF
+#undef ND
+#undef FS_FMA
+#undef VFMA_F
+#undef VFMA_D
+#undef VMAX_F
+#undef VMAX_D
+#undef CVT_LO_F
+#undef CVT_HI_F
+#undef PACK_D_F
