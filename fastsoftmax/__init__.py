@@ -38,6 +38,13 @@ def info():
         details["unavailable"]["training_kernels"] = _training._WHY_NOT_COMPILED
     if "cython" in details["backends"]:
         compiled = _dispatch.backend_module("cython")
-        details["openmp"] = compiled.openmp_available()
         details.update(compiled.cpu_info())
+        details["thread_pool"] = compiled.pool_info()
+    details["fork"] = _FORK_BEHAVIOUR
     return details
+
+
+# What a child process forked after the parent used the kernels gets (os.fork, multiprocessing's "fork" start
+# method, PyTorch DataLoader workers, gunicorn --preload): tests/test_fork.py checks it for every backend.
+_FORK_BEHAVIOUR = ("safe: a forked child starts its own helper threads on its first parallel call "
+                   "(cython and numba backends)")

@@ -93,8 +93,13 @@ def info(args):
         out.append(f"  SIMD path     {simd}")
     if features is not None:
         out.append(f"  CPU features  {', '.join(features) if features else '(none detected)'}")
-    if "openmp" in d:
-        out.append(f"  OpenMP        {'yes' if d.pop('openmp') else 'no (kernels run on one thread)'}")
+    pool = d.pop("thread_pool", None)
+    if pool is not None:
+        out.append(f"  thread pool   fastsoftmax's own (no OpenMP): {pool['helpers']} helper threads started, "
+                   f"idle helpers poll {pool['spin_us']} us before sleeping")
+    fork = d.pop("fork", None)
+    if fork is not None:
+        out.append(f"  fork          {fork}")
     threads, source = d.pop("threads"), d.pop("threads_from")
     serial = d.pop("serial_below_elements", None)
     line = f"  threads       {threads} (from {source})"

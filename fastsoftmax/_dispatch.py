@@ -20,7 +20,7 @@ import numpy as np
 MODULES = {
     "numpy": "fastsoftmax.reference",
     "cython": "fastsoftmax.cython_backend",
-    "numba": "fastsoftmax.numba_backend",
+    "numba": "fastsoftmax._backends.numba",
 }
 # What the compiled backends cover; everything else (float16 is computed as float32) goes to the reference.
 FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -28,8 +28,8 @@ FUNCTIONS = ("softmax", "log_softmax", "logsumexp")
 SHAPE_KINDS = ("rows", "columns")
 DEFAULTS_FILE = Path(__file__).with_name("dispatch_defaults.json")
 FALLBACK_ORDER = ("cython", "numba", "numpy")
-# Backends whose softmax/log_softmax take a temperature (the numba kernels do not, yet).
-TEMPERATURE_BACKENDS = ("numpy", "cython")
+# Backends whose softmax/log_softmax take a temperature.
+TEMPERATURE_BACKENDS = ("numpy", "cython", "numba")
 
 _loaded = {}
 _why_unavailable = {}

@@ -1,19 +1,28 @@
 """How many threads the compiled kernels use.
 
-In order: fastsoftmax.set_num_threads(n); else OMP_NUM_THREADS; else the OpenMP runtime's own limit (which is
-what threadpoolctl.threadpool_limits lowers), capped by the cores this process may use (affinity and cgroup quota).
+In order: fastsoftmax.set_num_threads(n); else OMP_NUM_THREADS; else the cores this process may use (affinity and
+cgroup quota). A limit set with threadpoolctl.threadpool_limits caps the result while it is in force: the compiled
+kernels run on fastsoftmax's own thread pool (no OpenMP runtime), which registers itself with threadpoolctl as
+user_api "fastsoftmax" (when threadpoolctl is imported, before or after fastsoftmax).
 """
 import contextlib
+import importlib.abc
+import importlib.util
 import math
 import os
+import sys
 import threading
 
 _setting = None
+_threadpoolctl_limit = None
 _this_thread = threading.local()  # .serial: the caller parallelises already (dask tasks); use one thread
 
 # Starting threads costs a few microseconds, while a thread handles ~3 float32 elements per nanosecond; below
 # this many elements one thread finishes before a second would have started.
 SERIAL_BELOW = 32768
+
+# The compiled module holding the thread pool; threadpoolctl finds it among the loaded libraries by its file name.
+POOL_MODULE = "fastsoftmax.cython_backend"
 
 
 def _cgroup_cpu_limit():
@@ -38,31 +47,27 @@ def usable_cores():
 _USABLE_CORES = usable_cores()
 
 
-def _openmp_limit():
-    try:
-        from . import cython_backend
-    except ImportError:
-        return None
-    return cython_backend.openmp_max_threads() if cython_backend.openmp_available() else None
-
-
-def _from_environment():
+def _uncapped():
+    """(threads, where the number comes from) before any threadpoolctl limit."""
+    if _setting is not None:
+        return _setting, "fastsoftmax.set_num_threads"
     value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if value.isdigit() and int(value) > 0:
         return int(value), "OMP_NUM_THREADS"
-    limit = _openmp_limit()
-    if limit is not None and limit < _USABLE_CORES:
-        return limit, "OpenMP runtime limit (e.g. threadpoolctl)"
     return _USABLE_CORES, "usable cores"
 
 
 def get_num_threads():
     """The number of threads the kernels use for large inputs."""
-    return _setting if _setting is not None else _from_environment()[0]
+    n = _uncapped()[0]
+    return min(n, _threadpoolctl_limit) if _threadpoolctl_limit else n
 
 
 def thread_source():
-    return "fastsoftmax.set_num_threads" if _setting is not None else _from_environment()[1]
+    n, source = _uncapped()
+    if _threadpoolctl_limit and _threadpoolctl_limit < n:
+        return "threadpoolctl limit"
+    return source
 
 
 def set_num_threads(n):
@@ -91,3 +96,64 @@ def threads_for(size):
     if size < SERIAL_BELOW or getattr(_this_thread, "serial", False):
         return 1
     return get_num_threads()
+
+
+# ---- threadpoolctl ------------------------------------------------------------------------------------------------
+
+def _set_threadpoolctl_limit(n):
+    """threadpoolctl's set_num_threads: a cap, lifted when it restores the count it found (threadpool_limits
+    restores on exit what get_num_threads returned on entry)."""
+    global _threadpoolctl_limit
+    _threadpoolctl_limit = None if n is None or n >= _uncapped()[0] else max(1, int(n))
+
+
+def _register_with_threadpoolctl(threadpoolctl):
+    spec = importlib.util.find_spec(POOL_MODULE)
+    if spec is None or not spec.origin or not hasattr(threadpoolctl, "register"):
+        return
+    prefix = os.path.basename(spec.origin).split(".")[0].lower()
+
+    class FastsoftmaxController(threadpoolctl.LibController):
+        user_api = "fastsoftmax"
+        internal_api = "fastsoftmax"
+        filename_prefixes = (prefix,)
+        check_symbols = ("fs_pool_run",)
+
+        def get_num_threads(self):
+            return get_num_threads()
+
+        def set_num_threads(self, num_threads):
+            _set_threadpoolctl_limit(num_threads)
+
+        def get_version(self):
+            from . import __version__
+            return __version__
+
+    threadpoolctl.register(FastsoftmaxController)
+
+
+class _RegisterWhenImported(importlib.abc.MetaPathFinder):
+    """Registers the controller the moment threadpoolctl is imported (if it was not already): threadpoolctl is an
+    optional companion, never imported by fastsoftmax itself."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "threadpoolctl":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_register(module):
+            exec_module(module)
+            _register_with_threadpoolctl(module)
+
+        spec.loader.exec_module = exec_and_register
+        return spec
+
+
+if "threadpoolctl" in sys.modules:
+    _register_with_threadpoolctl(sys.modules["threadpoolctl"])
+else:
+    sys.meta_path.insert(0, _RegisterWhenImported())

@@ -10,13 +10,14 @@ loops below allow because each output element is written after the sums that rea
     cross_entropy_class(x2, t, w, ls, scale, loss, grad2, n_threads)   rows (outer, n); t int64, -1 = ignored
     cross_entropy_prob(x2, q2, w, ls, scale, loss, grad2, n_threads)   rows; q2 the target distributions
 
-Every row (or block of columns) is processed by one thread while it sits in cache: one read of the inputs, one
+Work is cut into tasks (blocks of rows, or one (n, inner) block of columns each) for fastsoftmax's thread pool
+(src_cython/parallel/fs_pool.h: the calling thread works, helpers only join when they run). Every row (or block of
+columns) is processed by one thread while it sits in cache: one read of the inputs, one
 write of the output; sums are accumulated in double. The exp of cross entropy is the package's SIMD kernel
 (fs_slice_max / fs_slice_sumexp of src_cython/simd/fs_kernels.h), which stores exp(x - max) straight into the
 gradient buffer and returns the sum as a double-double, so that log(sum) stays accurate for peaked rows.
 """
 from cython cimport floating
-from cython.parallel cimport parallel, prange
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
@@ -178,12 +179,26 @@ cdef extern from *:
     void tk_prob_grad_f64(double *g, const double *q, Py_ssize_t n, double a, double scale, const double *w,
                           double ls) noexcept nogil
 
+from cpython.pycapsule cimport PyCapsule_GetPointer
+
+ctypedef void (*fs_task_fn)(void *ctx, Py_ssize_t task) noexcept nogil
+ctypedef void (*pool_run_fn)(fs_task_fn fn, void *ctx, Py_ssize_t n_tasks, int n_threads) noexcept nogil
+
 fs_init()
 
-# Rows are handed out to the threads a few at a time (dynamic schedule) rather than in one static block each: on a
-# machine shared with other processes a thread that loses its core then delays the call by a few rows, not by half
-# of them. 8 rows of 1000 floats are ~10 us of work, far above the cost of taking the next task.
-DEF ROWS_PER_TASK = 8
+# The one thread pool of the process lives in fastsoftmax.cython_backend (two pools would keep two sets of helper
+# threads competing for the same cores); its fs_pool_run comes from there.
+from fastsoftmax import cython_backend as _backend
+cdef pool_run_fn fs_pool_run = <pool_run_fn>PyCapsule_GetPointer(_backend._pool_run_capsule(), "fs_pool_run")
+
+# Elements per task, as in src_cython/parallel/fs_lines.c: a few microseconds of work, so that the caller can pick up
+# the share of a helper that never came.
+DEF TASK_ELEMENTS = 16384
+
+
+cdef inline Py_ssize_t rows_per_task(Py_ssize_t n) noexcept nogil:
+    return (TASK_ELEMENTS + n - 1) // n
+
 
 cdef double NAN = float("nan")
 cdef double INF = float("inf")
@@ -258,23 +273,54 @@ cdef inline void fill(floating *g, Py_ssize_t n, double value) noexcept nogil:
 
 # ---- softmax / log_softmax backward ---------------------------------------------------------------------------------
 
-cdef void backward_lines(const floating[:, :, ::1] y, const floating[:, :, ::1] g, floating[:, :, ::1] o, Kind kind,
-                         int n_threads) noexcept nogil:
-    cdef Py_ssize_t outer = y.shape[0], n = y.shape[1], inner = y.shape[2], i
-    cdef const floating *ys = &y[0, 0, 0]
-    cdef const floating *gs = &g[0, 0, 0]
-    cdef floating *os = &o[0, 0, 0]
+ctypedef struct backward_job:
+    const void *y
+    const void *g
+    void *o
+    Py_ssize_t outer, n, inner, per_task
+    Kind kind
+
+
+cdef void backward_task(floating dtype_tag, const backward_job *j, Py_ssize_t k) noexcept nogil:
+    cdef const floating *ys = <const floating *>j.y
+    cdef const floating *gs = <const floating *>j.g
+    cdef floating *os = <floating *>j.o
+    cdef Py_ssize_t n = j.n, inner = j.inner, i, i1
     cdef double *acc
     if inner == 1:
-        for i in prange(outer, schedule="dynamic", chunksize=ROWS_PER_TASK, num_threads=n_threads):
-            bwd_row(ys + i * n, gs + i * n, os + i * n, n, kind)
+        i1 = min((k + 1) * j.per_task, j.outer)
+        for i in range(k * j.per_task, i1):
+            bwd_row(ys + i * n, gs + i * n, os + i * n, n, j.kind)
     else:
-        with parallel(num_threads=n_threads):
-            acc = <double *>malloc(inner * sizeof(double))
-            for i in prange(outer, schedule="dynamic", chunksize=1):
-                bwd_cols(ys + i * n * inner, gs + i * n * inner, os + i * n * inner, n, inner, acc, kind)
-            free(acc)
+        acc = <double *>malloc(inner * sizeof(double))
+        if acc == NULL:  # no memory for the column sums: leave nan rather than garbage
+            for i in range(n * inner):
+                os[k * n * inner + i] = <floating>NAN
+            return
+        bwd_cols(ys + k * n * inner, gs + k * n * inner, os + k * n * inner, n, inner, acc, j.kind)
+        free(acc)
 
+
+cdef void backward_task_f32(void *ctx, Py_ssize_t k) noexcept nogil:
+    backward_task(<float>0, <const backward_job *>ctx, k)
+
+
+cdef void backward_task_f64(void *ctx, Py_ssize_t k) noexcept nogil:
+    backward_task(<double>0, <const backward_job *>ctx, k)
+
+
+cdef void backward_lines(const floating[:, :, ::1] y, const floating[:, :, ::1] g, floating[:, :, ::1] o, Kind kind,
+                         int n_threads) noexcept:
+    cdef backward_job j
+    cdef Py_ssize_t tasks
+    j.y = &y[0, 0, 0]
+    j.g = &g[0, 0, 0]
+    j.o = &o[0, 0, 0]
+    j.outer, j.n, j.inner, j.kind = y.shape[0], y.shape[1], y.shape[2], kind
+    j.per_task = rows_per_task(j.n) if j.inner == 1 else 1  # columns: one (n, inner) block per task
+    tasks = (j.outer + j.per_task - 1) // j.per_task
+    with nogil:
+        fs_pool_run(backward_task_f32 if floating is float else backward_task_f64, &j, tasks, n_threads)
 
 
 def softmax_backward(y, g, out, int n_threads):
@@ -327,32 +373,69 @@ cdef double ce_class_row(const floating *x, floating *g, Py_ssize_t n, int64_t t
     return loss
 
 
-cdef void ce_class_rows(const floating[:, ::1] x, const int64_t[::1] t, const double[::1] w, floating[:, ::1] g,
-                        double[::1] loss, double ls, double scale, int n_threads):
-    cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], i
-    cdef const floating *xs = &x[0, 0]
-    cdef const int64_t *ts = &t[0]
-    cdef const double *wp = NULL if w is None else &w[0]
-    cdef floating *gs = NULL if g is None else &g[0, 0]
-    cdef double *ls_out = &loss[0]
-    cdef double w_total = n
-    if wp != NULL:
-        w_total = 0.0
-        for i in range(n):
-            w_total += wp[i]
+ctypedef struct ce_job:
+    const void *x
+    const void *q          # probability targets, or NULL
+    const int64_t *t       # class targets, or NULL
+    const double *w
+    void *g
+    double *loss
+    Py_ssize_t outer, n, per_task
+    double w_total, ls, scale
+
+
+cdef void ce_task(floating dtype_tag, const ce_job *j, Py_ssize_t k) noexcept nogil:
+    cdef const floating *xs = <const floating *>j.x
+    cdef const floating *qs = <const floating *>j.q
+    cdef floating *gs = <floating *>j.g
+    cdef Py_ssize_t n = j.n, i, i1 = min((k + 1) * j.per_task, j.outer)
+    for i in range(k * j.per_task, i1):
+        if j.t != NULL:
+            j.loss[i] = ce_class_row(xs + i * n, gs + i * n if gs != NULL else NULL, n, j.t[i], j.w, j.w_total,
+                                     j.ls, j.scale)
+        else:
+            j.loss[i] = ce_prob_row(xs + i * n, qs + i * n, gs + i * n if gs != NULL else NULL, n, j.w, j.ls,
+                                    j.scale)
+
+
+cdef void ce_task_f32(void *ctx, Py_ssize_t k) noexcept nogil:
+    ce_task(<float>0, <const ce_job *>ctx, k)
+
+
+cdef void ce_task_f64(void *ctx, Py_ssize_t k) noexcept nogil:
+    ce_task(<double>0, <const ce_job *>ctx, k)
+
+
+cdef void ce_rows(const floating[:, ::1] x, const floating[:, ::1] q, const int64_t[::1] t, const double[::1] w,
+                  floating[:, ::1] g, double[::1] loss, double ls, double scale, int n_threads):
+    cdef ce_job j
+    cdef Py_ssize_t i
+    j.x = &x[0, 0]
+    j.q = NULL if q is None else &q[0, 0]
+    j.t = NULL if t is None else &t[0]
+    j.w = NULL if w is None else &w[0]
+    j.g = NULL if g is None else &g[0, 0]
+    j.loss = &loss[0]
+    j.outer, j.n = x.shape[0], x.shape[1]
+    j.per_task = rows_per_task(j.n)
+    j.ls, j.scale = ls, scale
+    j.w_total = j.n
+    if j.w != NULL:
+        j.w_total = 0.0
+        for i in range(j.n):
+            j.w_total += j.w[i]
     with nogil:
-        for i in prange(outer, schedule="dynamic", chunksize=ROWS_PER_TASK, num_threads=n_threads):
-            ls_out[i] = ce_class_row(xs + i * n, gs + i * n if gs != NULL else NULL, n, ts[i], wp, w_total,
-                                     ls, scale)
+        fs_pool_run(ce_task_f32 if floating is float else ce_task_f64, &j, (j.outer + j.per_task - 1) // j.per_task,
+                    n_threads)
 
 
 def cross_entropy_class(x, t, w, double ls, double scale, loss, grad, int n_threads):
     """Per-row losses of C-contiguous (outer, n) logits into loss (outer,) float64; class t[i] (int64, -1 = ignored,
     others in range); w float64 (n,) or None; grad (outer, n) like x, or None, receives the gradient * scale."""
     if x.itemsize == 4:
-        ce_class_rows[float](x, t, w, grad, loss, ls, scale, n_threads)
+        ce_rows[float](x, None, t, w, grad, loss, ls, scale, n_threads)
     else:
-        ce_class_rows[double](x, t, w, grad, loss, ls, scale, n_threads)
+        ce_rows[double](x, None, t, w, grad, loss, ls, scale, n_threads)
 
 
 # ---- cross entropy, probability targets -----------------------------------------------------------------------------
@@ -381,22 +464,9 @@ cdef double ce_prob_row(const floating *x, const floating *q, floating *g, Py_ss
     return b + a * log_total
 
 
-cdef void ce_prob_rows(const floating[:, ::1] x, const floating[:, ::1] q, const double[::1] w, floating[:, ::1] g,
-                       double[::1] loss, double ls, double scale, int n_threads):
-    cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], i
-    cdef const floating *xs = &x[0, 0]
-    cdef const floating *qs = &q[0, 0]
-    cdef const double *wp = NULL if w is None else &w[0]
-    cdef floating *gs = NULL if g is None else &g[0, 0]
-    cdef double *ls_out = &loss[0]
-    with nogil:
-        for i in prange(outer, schedule="dynamic", chunksize=ROWS_PER_TASK, num_threads=n_threads):
-            ls_out[i] = ce_prob_row(xs + i * n, qs + i * n, gs + i * n if gs != NULL else NULL, n, wp, ls, scale)
-
-
 def cross_entropy_prob(x, q, w, double ls, double scale, loss, grad, int n_threads):
     """As cross_entropy_class with target distributions q, C-contiguous (outer, n) of x's dtype."""
     if x.itemsize == 4:
-        ce_prob_rows[float](x, q, w, grad, loss, ls, scale, n_threads)
+        ce_rows[float](x, q, None, w, grad, loss, ls, scale, n_threads)
     else:
-        ce_prob_rows[double](x, q, w, grad, loss, ls, scale, n_threads)
+        ce_rows[double](x, q, None, w, grad, loss, ls, scale, n_threads)

@@ -219,17 +219,41 @@ def test_shipped_rules_are_valid_and_cover_every_case():
     assert len(rules) == 3 * 2 * 2
 
 
-def test_threadpoolctl_limits_the_threads():
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    if "cython" not in fastsoftmax.backends() or not fastsoftmax.info()["openmp"]:
-        pytest.skip("no OpenMP build")
-    if os.environ.get("OMP_NUM_THREADS"):
-        pytest.skip("OMP_NUM_THREADS takes precedence")
-    fastsoftmax.softmax(np.ones(100_000))  # OpenMP is loaded and visible to threadpoolctl
-    apis = {lib["internal_api"] for lib in threadpoolctl.threadpool_info()}
-    assert "openmp" in apis
-    with threadpoolctl.threadpool_limits(1):
-        assert fastsoftmax.get_num_threads() == 1
+THREADPOOLCTL_SCRIPT = """
+import os
+{first}
+{second}
+import numpy as np
+fastsoftmax.softmax(np.ones(100_000))  # the compiled module is loaded: threadpoolctl sees it
+before = fastsoftmax.get_num_threads()
+info = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "fastsoftmax"]
+assert len(info) == 1 and info[0]["num_threads"] == before, threadpoolctl.threadpool_info()
+with threadpoolctl.threadpool_limits(1):
+    assert fastsoftmax.get_num_threads() == 1
+    assert fastsoftmax.info()["threads_from"] == "threadpoolctl limit"
+assert fastsoftmax.get_num_threads() == before
+with threadpoolctl.threadpool_limits(limits=1, user_api="fastsoftmax"):
+    assert fastsoftmax.get_num_threads() == 1
+with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+    assert fastsoftmax.get_num_threads() == before
+print("ok", before)
+"""
+
+
+@pytest.mark.parametrize("order", ["threadpoolctl first", "fastsoftmax first"])
+def test_threadpoolctl_limits_the_threads(order):
+    """The kernels' own thread pool registers with threadpoolctl whichever of the two is imported first."""
+    pytest.importorskip("threadpoolctl")
+    if "cython" not in fastsoftmax.backends():
+        pytest.skip("no compiled thread pool")
+    imports = ["import threadpoolctl", "import fastsoftmax"]
+    if order == "fastsoftmax first":
+        imports.reverse()
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", THREADPOOLCTL_SCRIPT.format(first=imports[0], second=imports[1])],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ok")
 
 
 @pytest.mark.parametrize("steps", [[[1000, "numpy"], [100, "cython"], [None, "cython"]],

@@ -5,7 +5,7 @@ import pytest
 import fastsoftmax
 
 from .util import (BACKENDS, FLOAT_DTYPES, FUNCTIONS, array_cases, exact, integer_cases, long_line_cases,
-                   tolerance_violations)
+                   tiny_tasks, tolerance_violations)
 
 
 def _run(func, backend, x, axis):
@@ -46,14 +46,14 @@ def _check_all(func, backend, cases):
 
 
 @pytest.fixture(params=["serial", "threaded"])
-def threading(request, monkeypatch):
-    """serial: one thread; threaded: two threads even for tiny inputs, so the parallel paths see every shape."""
-    from fastsoftmax import _threads
-    if request.param == "threaded":
-        monkeypatch.setattr(_threads, "SERIAL_BELOW", 0)
-    previous = fastsoftmax.set_num_threads(1 if request.param == "serial" else 2)
-    yield request.param
-    fastsoftmax.set_num_threads(previous)
+def threading(request):
+    """serial: one thread; threaded: two threads even for tiny inputs, each array cut into tasks of a few elements
+    and rows of 8 or more split into slices of 16, so the parallel paths of every compiled backend see every shape."""
+    threaded = request.param == "threaded"
+    with tiny_tasks(threaded):
+        previous = fastsoftmax.set_num_threads(2 if threaded else 1)
+        yield request.param
+        fastsoftmax.set_num_threads(previous)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: np.dtype(d).name)

@@ -31,14 +31,16 @@ def test_every_layout_and_special_value(backend, func, temperature):
                                                                         np.isnan(want)):
                 failures.append(f"{label}: nan pattern or shape")
                 continue
+            got_l = np.asarray(got, np.longdouble)
             with np.errstate(over="ignore", invalid="ignore"):
                 rounded = want.astype(dtype)  # beyond the dtype's range, -inf is the right answer
                 if func == "log_softmax":
                     # documented limit: where x - max itself overflows the dtype (|x - max| > 3.4e38 in float32),
-                    # log_softmax(x / T) is -inf even when T > 1 would bring the exact value back into range
+                    # log_softmax(x / T) may be -inf even when T > 1 would bring the exact value back into range
+                    # (the numba backend computes float32 in float64 and gets the exact value)
                     shift = np.asarray(x) - np.max(x, axis=axis, keepdims=True) if np.size(x) else np.asarray(x)
-                    rounded = np.where(np.isneginf(shift) & np.isfinite(np.asarray(x)), -np.inf, rounded)
-            got_l = np.asarray(got, np.longdouble)
+                    limit = np.isneginf(shift) & np.isfinite(np.asarray(x)) & np.isneginf(got_l)
+                    rounded = np.where(limit, -np.inf, rounded)
             infinite = np.isinf(rounded)
             if not np.array_equal(got_l[infinite], rounded[infinite].astype(np.longdouble)):
                 failures.append(f"{label}: infinities differ")
@@ -100,12 +102,3 @@ def test_temperature_one_is_plain_softmax(backend):
 def test_bad_temperature_is_refused(func, bad, error):
     with pytest.raises(error, match="temperature"):
         getattr(fastsoftmax, func)([1.0, 2.0], temperature=bad)
-
-
-@pytest.mark.parametrize("backend", [name for name in BACKENDS if name not in TEMPERATURE_BACKENDS])
-def test_a_backend_without_temperature_says_so(backend):
-    with pytest.raises(ValueError, match="does not support temperature"):
-        fastsoftmax.softmax([1.0, 2.0], backend=backend, temperature=2.0)
-    # the default dispatch never picks it for a tempered call
-    np.testing.assert_allclose(fastsoftmax.softmax([1.0, 2.0], temperature=2.0),
-                               exact("softmax", [1.0, 2.0], None, 2.0).astype(float), rtol=1e-15)

@@ -1,4 +1,5 @@
 """What every test shares: the backends under test, one input generator, and the long-double reference."""
+import contextlib
 import itertools
 
 import numpy as np
@@ -8,6 +9,33 @@ import fastsoftmax
 FUNCTIONS = ("softmax", "log_softmax", "logsumexp")
 BACKENDS = fastsoftmax.backends()
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+
+
+@contextlib.contextmanager
+def tiny_tasks(enabled=True):
+    """Within this block every input uses the threads (no serial threshold) and the compiled backends cut every array
+    into tasks of 1 to 4 elements, split rows of 8 or more (when there are fewer rows than threads) into slices of
+    16, and give column tasks 16 columns: small test arrays then take every parallel path of the drivers (several
+    tasks, split rows, column tiles)."""
+    from fastsoftmax import _threads
+    serial_below = _threads.SERIAL_BELOW
+    modules = []
+    if enabled and "cython" in BACKENDS:
+        from fastsoftmax import cython_backend
+        modules.append(cython_backend)
+    if enabled and "numba" in BACKENDS:
+        from fastsoftmax._backends import numba as numba_backend
+        modules.append(numba_backend)
+    for module in modules:
+        module._set_task_sizes(task_min=1, task_max=4, split_row_min=8, slice=16, column_tile=16)
+    if enabled:
+        _threads.SERIAL_BELOW = 0
+    try:
+        yield
+    finally:
+        _threads.SERIAL_BELOW = serial_below
+        for module in modules:
+            module._set_task_sizes()
 
 
 # ---- the reference: numpy in long double (64-bit mantissa on x86-64), scipy's semantics ----------------------

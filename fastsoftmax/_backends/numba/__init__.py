@@ -1,0 +1,111 @@
+"""Numba backend: softmax, log_softmax and logsumexp compiled by numba, imported on first use (numba costs ~0.4 s).
+
+Contract (as every backend): softmax(x, out, n_threads, temperature=1.0), log_softmax(...) and
+logsumexp(x, out, n_threads) over axis 1 of a C-contiguous float32/float64 (outer, n, inner) array x; out is like x,
+or (outer, inner) for logsumexp. The caller validates.
+
+Modules: _exp (the scalar exp and log_softmax cores, LLVM intrinsics), _rows (one row or a slice of one), _columns
+(a tile of columns), _tasks (those kernels as C-callable tasks for fastsoftmax's thread pool). The array is cut into
+tasks exactly as the C drivers cut it (src_cython/parallel/fs_lines.c): blocks of rows, tiles of columns, or slices
+of rows that are few and long; cuts depend on the shape only.
+"""
+from fractions import Fraction
+
+import numpy as np
+
+from . import _tasks
+from ._rows import OP_LOG_SOFTMAX, OP_LOGSUMEXP, OP_SOFTMAX
+from ._tasks import merge_maxima, merge_online, merge_sums, finish_rows
+
+__all__ = ["softmax", "log_softmax", "logsumexp"]
+
+# The C drivers' sizes (elements): see src_cython/parallel/fs_lines.c for why. _set_task_sizes changes them (tests).
+_DEFAULT_SIZES = {"task_min": 4096, "task_max": 16384, "split_row_min": 131072, "slice": 65536, "column_tile": 128}
+_sizes = dict(_DEFAULT_SIZES)
+_TASKS_PER_THREAD = 8
+
+
+def _set_task_sizes(task_min=0, task_max=0, split_row_min=0, slice=0, column_tile=0):
+    """Tests only: as fastsoftmax.cython_backend._set_task_sizes (0 restores a default)."""
+    given = {"task_min": task_min, "task_max": task_max, "split_row_min": split_row_min, "slice": slice,
+             "column_tile": column_tile}
+    for key, value in given.items():
+        _sizes[key] = value if value > 0 else _DEFAULT_SIZES[key]
+
+
+def _task_elements(elements, n_threads):
+    e = elements // (_TASKS_PER_THREAD * max(1, n_threads))
+    return min(max(e, _sizes["task_min"]), _sizes["task_max"])
+
+
+def _inverse(temperature):
+    """1 / temperature as a double-double (it, eit)."""
+    if temperature == 1.0:
+        return 1.0, 0.0
+    it = 1.0 / temperature
+    return it, float((1 - Fraction(temperature) * Fraction(it)) / Fraction(temperature))
+
+
+def _split_rows(x, out, op, it, eit, n_threads):
+    outer, n, _ = x.shape
+    per_line = -(-n // _sizes["slice"])
+    tasks = outer * per_line
+    slices = np.zeros((4, tasks))
+    rows = np.zeros((3, outer))
+    ctx = _tasks.new_ctx(x, out, op, _sizes["slice"], per_line, it, eit, tasks)
+    for slot, array in zip((_tasks.SLICE_MAX, _tasks.SLICE_K, _tasks.SLICE_S, _tasks.SLICE_BAD), slices):
+        ctx[slot] = array.ctypes.data
+    for slot, array in zip((_tasks.ROW_MAX, _tasks.ROW_K, _tasks.ROW_S), rows):
+        ctx[slot] = array.ctypes.data
+    ctx[_tasks.PHASE] = 0
+    _tasks.run("slices", ctx, tasks, n_threads)
+    if x.itemsize == 4:
+        merge_online(slices[0], slices[1], slices[2], slices[3], per_line, it, rows[0], rows[1], rows[2])
+    else:
+        merge_maxima(slices[0], per_line, rows[0], rows[2])
+        ctx[_tasks.PHASE] = 1
+        _tasks.run("slices", ctx, tasks, n_threads)
+        merge_sums(slices[1], slices[2], per_line, rows[1], rows[2])
+    finish_rows(x.reshape(outer, n), out.reshape(outer, -1), op, rows[0], rows[1], rows[2])
+    if op != OP_LOGSUMEXP:
+        ctx[_tasks.PHASE] = 2
+        _tasks.run("slices", ctx, tasks, n_threads)
+
+
+def _compute(x, out, n_threads, op, temperature=1.0):
+    outer, n, inner = x.shape
+    if x.size == 0:
+        return
+    n_threads = max(1, int(n_threads)) if _tasks.HAVE_POOL else 1
+    it, eit = _inverse(temperature)
+    per_task = _task_elements(x.size, n_threads)
+    if inner > 1:
+        tile = _sizes["column_tile"]
+        width = min(-(-per_task // (n * tile)) * tile, inner)
+        per_line = -(-inner // width)
+        ctx = _tasks.new_ctx(x, out, op, width, per_line, it, eit, outer * per_line)
+        _tasks.run("columns", ctx, outer * per_line, n_threads)
+    elif n_threads > 1 and outer < n_threads and n >= _sizes["split_row_min"]:
+        _split_rows(x, out, op, it, eit, n_threads)
+    else:
+        rows = -(-per_task // n)
+        tasks = -(-outer // rows)
+        ctx = _tasks.new_ctx(x, out, op, rows, 0, it, eit, tasks)
+        _tasks.run("rows", ctx, tasks, n_threads)
+
+
+def softmax(x, out, n_threads, temperature=1.0):
+    _compute(x, out, n_threads, OP_SOFTMAX, temperature)
+
+
+def log_softmax(x, out, n_threads, temperature=1.0):
+    _compute(x, out, n_threads, OP_LOG_SOFTMAX, temperature)
+
+
+def logsumexp(x, out, n_threads):
+    _compute(x, out, n_threads, OP_LOGSUMEXP)
+
+
+def threads_available():
+    """Whether this backend runs on threads: it needs fastsoftmax's compiled thread pool."""
+    return _tasks.HAVE_POOL

@@ -1,0 +1,253 @@
+/*
+ * fs_lines.c -- whole arrays as tasks on the pool (see fs_lines.h).
+ */
+#include "fs_lines.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "fs_kernels.h"
+#include "fs_pool.h"
+
+/* Elements per task. A task is the unit a thread claims: large enough that claiming it (one compare-and-swap on a
+   shared line, ~0.1 us) is noise, small enough that the caller can pick up the share of a helper that never came
+   and that a helper slowed down mid-task (its core shared with another library's thread) holds the caller up only
+   briefly. Tasks are about 1/8 of a thread's share, between 4K elements (~1 us of float32 on one core) and 16K. */
+#define FS_TASK_ELEMENTS 16384
+#define FS_TASK_MIN_ELEMENTS 4096
+#define FS_TASKS_PER_THREAD 8
+/* A row is cut into slices only when there are fewer rows than threads and the row is at least this long: the
+   split costs a second parallel run and an extra read of the row. */
+#define FS_SPLIT_ROW_MIN 131072
+/* Slice length of a split row (a multiple of 16 elements, whole 64-byte lines of float32). Fixed, so that the
+   slices, and the result, do not depend on the thread count. */
+#define FS_SLICE_ELEMENTS 65536
+/* Column tasks are whole tiles of the column kernels (FS_TWF/FS_TWD in simd/fs_kernels_impl.h). */
+#define FS_COLUMN_TILE 128
+
+/* The sizes above, as variables so that the tests can make them tiny and reach every parallel path (several
+   tasks, split rows) with small arrays: fs_lines_set_sizes. */
+static ptrdiff_t g_task_max = FS_TASK_ELEMENTS, g_task_min = FS_TASK_MIN_ELEMENTS;
+static ptrdiff_t g_split_row_min = FS_SPLIT_ROW_MIN, g_slice = FS_SLICE_ELEMENTS, g_column_tile = FS_COLUMN_TILE;
+
+void fs_lines_set_sizes(ptrdiff_t task_min, ptrdiff_t task_max, ptrdiff_t split_row_min, ptrdiff_t slice,
+                        ptrdiff_t column_tile)
+{
+    g_task_min = task_min > 0 ? task_min : FS_TASK_MIN_ELEMENTS;
+    g_task_max = task_max > 0 ? task_max : FS_TASK_ELEMENTS;
+    g_split_row_min = split_row_min > 0 ? split_row_min : FS_SPLIT_ROW_MIN;
+    g_slice = slice > 0 ? slice : FS_SLICE_ELEMENTS;
+    g_column_tile = column_tile > 0 ? column_tile : FS_COLUMN_TILE;
+}
+
+/* ---- one dtype's kernels behind one signature ---------------------------------------------------------------- */
+typedef struct {
+    size_t item;
+    void (*row)(int func, const void *x, void *y, ptrdiff_t n, double t);
+    void (*cols)(int func, const void *x, void *y, ptrdiff_t n, ptrdiff_t width, ptrdiff_t ld, double t);
+    fs_dd (*slice_stats)(const void *x, ptrdiff_t n, double t, double *max_out);
+    void (*slice_finish)(int func, const void *x, void *y, ptrdiff_t n, double max, fs_dd sum, double t);
+    void (*lse_finish)(void *y, double max, fs_dd sum);
+} dtype_ops;
+
+#define FS_DTYPE_OPS(T, SFX)                                                                                    \
+    static void row_##SFX(int func, const void *x, void *y, ptrdiff_t n, double t)                              \
+    {                                                                                                           \
+        if (func == FS_SOFTMAX) fs_softmax_row_##SFX(x, y, n, t);                                               \
+        else if (func == FS_LOG_SOFTMAX) fs_log_softmax_row_##SFX(x, y, n, t);                                  \
+        else *(T *)y = fs_logsumexp_row_##SFX(x, n);                                                            \
+    }                                                                                                           \
+    static void cols_##SFX(int func, const void *x, void *y, ptrdiff_t n, ptrdiff_t w, ptrdiff_t ld, double t)  \
+    {                                                                                                           \
+        if (func == FS_SOFTMAX) fs_softmax_cols_##SFX(x, y, n, w, ld, t);                                       \
+        else if (func == FS_LOG_SOFTMAX) fs_log_softmax_cols_##SFX(x, y, n, w, ld, t);                          \
+        else fs_logsumexp_cols_##SFX(x, y, n, w, ld);                                                           \
+    }                                                                                                           \
+    static fs_dd slice_stats_##SFX(const void *x, ptrdiff_t n, double t, double *max_out)                       \
+    {                                                                                                           \
+        T m;                                                                                                    \
+        fs_dd s = fs_slice_max_sumexp_##SFX(x, n, t, &m);                                                       \
+        *max_out = m;                                                                                           \
+        return s;                                                                                               \
+    }                                                                                                           \
+    static void slice_finish_##SFX(int func, const void *x, void *y, ptrdiff_t n, double m, fs_dd s, double t)  \
+    {                                                                                                           \
+        if (func == FS_SOFTMAX) {                                                                               \
+            fs_slice_exp_scale_##SFX(x, y, n, (T)m, s, t);                                                      \
+        } else {   /* a +inf max: L = 0 makes (x - m) - L give scipy's nan at +inf and -inf elsewhere */       \
+            fs_slice_log_softmax_##SFX(x, y, n, (T)m, m == INFINITY ? 0.0 : fs_log_sum(s), t);                  \
+        }                                                                                                       \
+    }                                                                                                           \
+    static void lse_finish_##SFX(void *y, double m, fs_dd s) { *(T *)y = fs_lse_finish_##SFX((T)m, s); }      \
+    static const dtype_ops ops_##SFX = {sizeof(T), row_##SFX, cols_##SFX, slice_stats_##SFX, slice_finish_##SFX, \
+                                        lse_finish_##SFX};
+FS_DTYPE_OPS(float, f32)
+FS_DTYPE_OPS(double, f64)
+
+static const dtype_ops *ops_of(int dtype) { return dtype == FS_FLOAT32 ? &ops_f32 : &ops_f64; }
+
+static ptrdiff_t ceil_div(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / b; }
+
+/* Elements per task for `elements` in all on n_threads (see FS_TASK_ELEMENTS). */
+static ptrdiff_t task_elements(ptrdiff_t elements, int n_threads)
+{
+    ptrdiff_t e = elements / ((ptrdiff_t)FS_TASKS_PER_THREAD * (n_threads > 1 ? n_threads : 1));
+    return e < g_task_min ? g_task_min : e > g_task_max ? g_task_max : e;
+}
+
+/* ---- the jobs ------------------------------------------------------------------------------------------------ */
+typedef struct {
+    const dtype_ops *ops;
+    int func;
+    const char *x;
+    char *y;
+    ptrdiff_t outer, n, inner;
+    double t;
+    ptrdiff_t per_task;           /* rows: rows per task; columns: columns per task; split rows: slice length */
+    ptrdiff_t tasks_per_line;     /* columns: tiles per outer block; split rows: slices per row */
+    double *slice_max;            /* split rows: per slice, then per row */
+    fs_dd *slice_sum;
+    double *row_max;
+    fs_dd *row_sum;
+} job;
+
+static void rows_task(void *ctx, ptrdiff_t k)
+{
+    const job *j = ctx;
+    ptrdiff_t r0 = k * j->per_task, r1 = r0 + j->per_task < j->outer ? r0 + j->per_task : j->outer;
+    size_t item = j->ops->item;
+    ptrdiff_t out_stride = j->func == FS_LOGSUMEXP ? 1 : j->n;
+    for (ptrdiff_t r = r0; r < r1; r++)
+        j->ops->row(j->func, j->x + r * j->n * item, j->y + r * out_stride * item, j->n, j->t);
+}
+
+static void cols_task(void *ctx, ptrdiff_t k)
+{
+    const job *j = ctx;
+    ptrdiff_t o = k / j->tasks_per_line, c0 = (k - o * j->tasks_per_line) * j->per_task;
+    ptrdiff_t w = j->inner - c0 < j->per_task ? j->inner - c0 : j->per_task;
+    size_t item = j->ops->item;
+    const char *x = j->x + (o * j->n * j->inner + c0) * item;
+    char *y = j->y + ((j->func == FS_LOGSUMEXP ? o * j->inner : o * j->n * j->inner) + c0) * item;
+    j->ops->cols(j->func, x, y, j->n, w, j->inner, j->t);
+}
+
+static ptrdiff_t slice_length(const job *j, ptrdiff_t k, ptrdiff_t *start)
+{
+    ptrdiff_t s = k % j->tasks_per_line;
+    *start = (k / j->tasks_per_line) * j->n + s * j->per_task;
+    return j->n - s * j->per_task < j->per_task ? j->n - s * j->per_task : j->per_task;
+}
+
+static void split_stats_task(void *ctx, ptrdiff_t k)
+{
+    job *j = ctx;
+    ptrdiff_t start, len = slice_length(j, k, &start);
+    j->slice_sum[k] = j->ops->slice_stats(j->x + start * j->ops->item, len, j->t, &j->slice_max[k]);
+}
+
+static void split_finish_task(void *ctx, ptrdiff_t k)
+{
+    const job *j = ctx;
+    ptrdiff_t start, len = slice_length(j, k, &start), r = k / j->tasks_per_line;
+    j->ops->slice_finish(j->func, j->x + start * j->ops->item, j->y + start * j->ops->item, len, j->row_max[r],
+                         j->row_sum[r], j->t);
+}
+
+/* Few long rows: one pass for the slices' (max, sum), merged per row in slice order, then the writing pass.
+   Returns 0 when there is no memory for the partials (the caller then runs the rows whole). */
+static int split_rows(job *j, int n_threads)
+{
+    ptrdiff_t per_row = ceil_div(j->n, g_slice), tasks = j->outer * per_row;
+    j->per_task = g_slice;
+    j->tasks_per_line = per_row;
+    j->slice_max = malloc(tasks * sizeof(double));
+    j->slice_sum = malloc(tasks * sizeof(fs_dd));
+    j->row_max = malloc(j->outer * sizeof(double));
+    j->row_sum = malloc(j->outer * sizeof(fs_dd));
+    int ok = j->slice_max && j->slice_sum && j->row_max && j->row_sum;
+    if (ok) {
+        fs_pool_run(split_stats_task, j, tasks, n_threads);
+        for (ptrdiff_t r = 0; r < j->outer; r++)
+            j->row_max[r] = fs_merge_slices(j->slice_max + r * per_row, j->slice_sum + r * per_row, per_row, j->t,
+                                            &j->row_sum[r]);
+        if (j->func == FS_LOGSUMEXP) {
+            for (ptrdiff_t r = 0; r < j->outer; r++)
+                j->ops->lse_finish(j->y + r * j->ops->item, j->row_max[r], j->row_sum[r]);
+        } else {
+            fs_pool_run(split_finish_task, j, tasks, n_threads);
+        }
+    }
+    free(j->slice_max);
+    free(j->slice_sum);
+    free(j->row_max);
+    free(j->row_sum);
+    return ok;
+}
+
+void fs_lines(int func, int dtype, const void *x, void *y, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
+              double temperature, int n_threads)
+{
+    job j = {ops_of(dtype), func, x, y, outer, n, inner, temperature, 0, 0, NULL, NULL, NULL, NULL};
+    if (outer <= 0 || n <= 0 || inner <= 0) return;
+    ptrdiff_t elements = outer * n * inner, per_task = task_elements(elements, n_threads);
+    if (inner > 1) {
+        /* whole tiles, wide enough for ~per_task elements per task */
+        ptrdiff_t tiles = ceil_div(per_task, n * g_column_tile);
+        j.per_task = tiles * g_column_tile < inner ? tiles * g_column_tile : inner;
+        j.tasks_per_line = ceil_div(inner, j.per_task);
+        fs_pool_run(cols_task, &j, outer * j.tasks_per_line, n_threads);
+        return;
+    }
+    if (n_threads > 1 && outer < n_threads && n >= g_split_row_min && split_rows(&j, n_threads)) return;
+    j.per_task = ceil_div(per_task, n);
+    fs_pool_run(rows_task, &j, ceil_div(outer, j.per_task), n_threads);
+}
+
+/* ---- chunks of lines (dask) ----------------------------------------------------------------------------------- */
+typedef struct {
+    const dtype_ops *ops;
+    int func;
+    const char *x;
+    char *y;
+    ptrdiff_t ldx, ldy, rows, n, per_task;
+    double *maxima, *log_sums;
+    const double *c_maxima, *sum_hi, *sum_lo;
+} rows_job;
+
+static void rows_stats_task(void *ctx, ptrdiff_t k)
+{
+    const rows_job *j = ctx;
+    ptrdiff_t r1 = (k + 1) * j->per_task < j->rows ? (k + 1) * j->per_task : j->rows;
+    for (ptrdiff_t r = k * j->per_task; r < r1; r++) {
+        fs_dd s = j->ops->slice_stats(j->x + r * j->ldx * j->ops->item, j->n, 1.0, &j->maxima[r]);
+        j->log_sums[r] = fs_log_sum(s);
+    }
+}
+
+static void rows_finish_task(void *ctx, ptrdiff_t k)
+{
+    const rows_job *j = ctx;
+    ptrdiff_t r1 = (k + 1) * j->per_task < j->rows ? (k + 1) * j->per_task : j->rows;
+    for (ptrdiff_t r = k * j->per_task; r < r1; r++) {
+        fs_dd s = {j->sum_hi[r], j->sum_lo[r]};
+        j->ops->slice_finish(j->func, j->x + r * j->ldx * j->ops->item, j->y + r * j->ldy * j->ops->item, j->n,
+                             j->c_maxima[r], s, 1.0);
+    }
+}
+
+void fs_rows_stats(int dtype, const void *x, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t ld, double *maxima,
+                   double *log_sums, int n_threads)
+{
+    rows_job j = {ops_of(dtype), 0, x, NULL, ld, 0, rows, n, ceil_div(task_elements(rows * n, n_threads), n), maxima,
+                  log_sums, NULL, NULL, NULL};
+    fs_pool_run(rows_stats_task, &j, ceil_div(rows, j.per_task), n_threads);
+}
+
+void fs_rows_finish(int func, int dtype, const void *x, ptrdiff_t ldx, void *y, ptrdiff_t ldy, ptrdiff_t rows,
+                    ptrdiff_t n, const double *maxima, const double *sum_hi, const double *sum_lo, int n_threads)
+{
+    rows_job j = {ops_of(dtype), func, x, y, ldx, ldy, rows, n, ceil_div(task_elements(rows * n, n_threads), n), NULL,
+                  NULL, maxima, sum_hi, sum_lo};
+    fs_pool_run(rows_finish_task, &j, ceil_div(rows, j.per_task), n_threads);
+}
