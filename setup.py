@@ -15,10 +15,11 @@ from setuptools import Extension, setup
 # -O3 plus these two flags lets gcc vectorize the exp/polynomial loops. Never -ffast-math/-Ofast (it deletes
 # nan/inf checks, and gcc < 13 links crtfastmath.o, which turns on flush-to-zero for the whole Python process),
 # never -march=native (wheels must run on any x86-64; the AVX2 and AVX-512 paths are chosen at run time instead).
-# -fopenmp-simd honours the `omp simd` loop pragmas of the training kernels without linking an OpenMP runtime: the
-# threads are fastsoftmax's own pool (src_cython/parallel/fs_pool.c), which cooperates with other libraries' pools
-# and survives fork, where an OpenMP team does neither.
-COMPILE_ARGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-pthread"]
+# -ffp-contract=off: fused multiply-adds only where the kernels write them (the error-free transforms need exact
+# products, and the results then do not depend on the compiler's choices). No OpenMP: the threads are fastsoftmax's
+# own pool (src_cython/parallel/fs_pool.c), which cooperates with other libraries' pools and survives fork, where an
+# OpenMP team does neither.
+COMPILE_ARGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off", "-pthread"]
 LINK_ARGS = ["-pthread"]
 
 CYTHON_DIRECTIVES = {
@@ -40,9 +41,6 @@ def compiler_accepts(flag):
         cmd = cc.split() + [flag, "-c", src, "-o", os.path.join(tmp, "probe.o")]
         return subprocess.run(cmd, capture_output=True).returncode == 0
 
-
-if compiler_accepts("-fopenmp-simd"):
-    COMPILE_ARGS.append("-fopenmp-simd")
 
 KERNEL_SOURCES = ["src_cython/simd/fs_kernels.c"]
 PARALLEL_SOURCES = ["src_cython/parallel/fs_pool.c", "src_cython/parallel/fs_lines.c"]

@@ -40,51 +40,7 @@ void fs_lines_set_sizes(ptrdiff_t task_min, ptrdiff_t task_max, ptrdiff_t split_
     g_column_tile = column_tile > 0 ? column_tile : FS_COLUMN_TILE;
 }
 
-/* ---- one dtype's kernels behind one signature ---------------------------------------------------------------- */
-typedef struct {
-    size_t item;
-    void (*row)(int func, const void *x, void *y, ptrdiff_t n, double t);
-    void (*cols)(int func, const void *x, void *y, ptrdiff_t n, ptrdiff_t width, ptrdiff_t ld, double t);
-    fs_dd (*slice_stats)(const void *x, ptrdiff_t n, double t, double *max_out);
-    void (*slice_finish)(int func, const void *x, void *y, ptrdiff_t n, double max, fs_dd sum, double t);
-    void (*lse_finish)(void *y, double max, fs_dd sum);
-} dtype_ops;
-
-#define FS_DTYPE_OPS(T, SFX)                                                                                    \
-    static void row_##SFX(int func, const void *x, void *y, ptrdiff_t n, double t)                              \
-    {                                                                                                           \
-        if (func == FS_SOFTMAX) fs_softmax_row_##SFX(x, y, n, t);                                               \
-        else if (func == FS_LOG_SOFTMAX) fs_log_softmax_row_##SFX(x, y, n, t);                                  \
-        else *(T *)y = fs_logsumexp_row_##SFX(x, n);                                                            \
-    }                                                                                                           \
-    static void cols_##SFX(int func, const void *x, void *y, ptrdiff_t n, ptrdiff_t w, ptrdiff_t ld, double t)  \
-    {                                                                                                           \
-        if (func == FS_SOFTMAX) fs_softmax_cols_##SFX(x, y, n, w, ld, t);                                       \
-        else if (func == FS_LOG_SOFTMAX) fs_log_softmax_cols_##SFX(x, y, n, w, ld, t);                          \
-        else fs_logsumexp_cols_##SFX(x, y, n, w, ld);                                                           \
-    }                                                                                                           \
-    static fs_dd slice_stats_##SFX(const void *x, ptrdiff_t n, double t, double *max_out)                       \
-    {                                                                                                           \
-        T m;                                                                                                    \
-        fs_dd s = fs_slice_max_sumexp_##SFX(x, n, t, &m);                                                       \
-        *max_out = m;                                                                                           \
-        return s;                                                                                               \
-    }                                                                                                           \
-    static void slice_finish_##SFX(int func, const void *x, void *y, ptrdiff_t n, double m, fs_dd s, double t)  \
-    {                                                                                                           \
-        if (func == FS_SOFTMAX) {                                                                               \
-            fs_slice_exp_scale_##SFX(x, y, n, (T)m, s, t);                                                      \
-        } else {   /* a +inf max: L = 0 makes (x - m) - L give scipy's nan at +inf and -inf elsewhere */       \
-            fs_slice_log_softmax_##SFX(x, y, n, (T)m, m == INFINITY ? 0.0 : fs_log_sum(s), t);                  \
-        }                                                                                                       \
-    }                                                                                                           \
-    static void lse_finish_##SFX(void *y, double m, fs_dd s) { *(T *)y = fs_lse_finish_##SFX((T)m, s); }      \
-    static const dtype_ops ops_##SFX = {sizeof(T), row_##SFX, cols_##SFX, slice_stats_##SFX, slice_finish_##SFX, \
-                                        lse_finish_##SFX};
-FS_DTYPE_OPS(float, f32)
-FS_DTYPE_OPS(double, f64)
-
-static const dtype_ops *ops_of(int dtype) { return dtype == FS_FLOAT32 ? &ops_f32 : &ops_f64; }
+static size_t item_size(int dtype) { return dtype == FS_FLOAT32 ? sizeof(float) : sizeof(double); }
 
 static ptrdiff_t ceil_div(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / b; }
 
@@ -97,8 +53,7 @@ static ptrdiff_t task_elements(ptrdiff_t elements, int n_threads)
 
 /* ---- the jobs ------------------------------------------------------------------------------------------------ */
 typedef struct {
-    const dtype_ops *ops;
-    int func;
+    int dtype, func;
     const char *x;
     char *y;
     ptrdiff_t outer, n, inner;
@@ -115,10 +70,9 @@ static void rows_task(void *ctx, ptrdiff_t k)
 {
     const job *j = ctx;
     ptrdiff_t r0 = k * j->per_task, r1 = r0 + j->per_task < j->outer ? r0 + j->per_task : j->outer;
-    size_t item = j->ops->item;
+    size_t item = item_size(j->dtype);
     ptrdiff_t out_stride = j->func == FS_LOGSUMEXP ? 1 : j->n;
-    for (ptrdiff_t r = r0; r < r1; r++)
-        j->ops->row(j->func, j->x + r * j->n * item, j->y + r * out_stride * item, j->n, j->t);
+    fs_rows(j->dtype, j->func, j->x + r0 * j->n * item, j->y + r0 * out_stride * item, r1 - r0, j->n, j->t);
 }
 
 static void cols_task(void *ctx, ptrdiff_t k)
@@ -126,10 +80,10 @@ static void cols_task(void *ctx, ptrdiff_t k)
     const job *j = ctx;
     ptrdiff_t o = k / j->tasks_per_line, c0 = (k - o * j->tasks_per_line) * j->per_task;
     ptrdiff_t w = j->inner - c0 < j->per_task ? j->inner - c0 : j->per_task;
-    size_t item = j->ops->item;
+    size_t item = item_size(j->dtype);
     const char *x = j->x + (o * j->n * j->inner + c0) * item;
     char *y = j->y + ((j->func == FS_LOGSUMEXP ? o * j->inner : o * j->n * j->inner) + c0) * item;
-    j->ops->cols(j->func, x, y, j->n, w, j->inner, j->t);
+    fs_cols(j->dtype, j->func, x, y, j->n, w, j->inner, j->t);
 }
 
 static ptrdiff_t slice_length(const job *j, ptrdiff_t k, ptrdiff_t *start)
@@ -143,15 +97,16 @@ static void split_stats_task(void *ctx, ptrdiff_t k)
 {
     job *j = ctx;
     ptrdiff_t start, len = slice_length(j, k, &start);
-    j->slice_sum[k] = j->ops->slice_stats(j->x + start * j->ops->item, len, j->t, &j->slice_max[k]);
+    j->slice_sum[k] = fs_slice_stats(j->dtype, j->x + start * item_size(j->dtype), len, j->t, &j->slice_max[k]);
 }
 
 static void split_finish_task(void *ctx, ptrdiff_t k)
 {
     const job *j = ctx;
     ptrdiff_t start, len = slice_length(j, k, &start), r = k / j->tasks_per_line;
-    j->ops->slice_finish(j->func, j->x + start * j->ops->item, j->y + start * j->ops->item, len, j->row_max[r],
-                         j->row_sum[r], j->t);
+    size_t item = item_size(j->dtype);
+    fs_slice_finish(j->dtype, j->func, j->x + start * item, j->y + start * item, len, j->row_max[r], j->row_sum[r],
+                    j->t);
 }
 
 /* Few long rows: one pass for the slices' (max, sum), merged per row in slice order, then the writing pass.
@@ -173,7 +128,8 @@ static int split_rows(job *j, int n_threads)
                                             &j->row_sum[r]);
         if (j->func == FS_LOGSUMEXP) {
             for (ptrdiff_t r = 0; r < j->outer; r++)
-                j->ops->lse_finish(j->y + r * j->ops->item, j->row_max[r], j->row_sum[r]);
+                fs_slice_finish(j->dtype, FS_LOGSUMEXP, NULL, j->y + r * item_size(j->dtype), 0, j->row_max[r],
+                                j->row_sum[r], 1.0);
         } else {
             fs_pool_run(split_finish_task, j, tasks, n_threads);
         }
@@ -188,7 +144,7 @@ static int split_rows(job *j, int n_threads)
 void fs_lines(int func, int dtype, const void *x, void *y, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
               double temperature, int n_threads)
 {
-    job j = {ops_of(dtype), func, x, y, outer, n, inner, temperature, 0, 0, NULL, NULL, NULL, NULL};
+    job j = {dtype, func, x, y, outer, n, inner, temperature, 0, 0, NULL, NULL, NULL, NULL};
     if (outer <= 0 || n <= 0 || inner <= 0) return;
     ptrdiff_t elements = outer * n * inner, per_task = task_elements(elements, n_threads);
     if (inner > 1) {
@@ -206,8 +162,7 @@ void fs_lines(int func, int dtype, const void *x, void *y, ptrdiff_t outer, ptrd
 
 /* ---- chunks of lines (dask) ----------------------------------------------------------------------------------- */
 typedef struct {
-    const dtype_ops *ops;
-    int func;
+    int dtype, func;
     const char *x;
     char *y;
     ptrdiff_t ldx, ldy, rows, n, per_task;
@@ -220,7 +175,7 @@ static void rows_stats_task(void *ctx, ptrdiff_t k)
     const rows_job *j = ctx;
     ptrdiff_t r1 = (k + 1) * j->per_task < j->rows ? (k + 1) * j->per_task : j->rows;
     for (ptrdiff_t r = k * j->per_task; r < r1; r++) {
-        fs_dd s = j->ops->slice_stats(j->x + r * j->ldx * j->ops->item, j->n, 1.0, &j->maxima[r]);
+        fs_dd s = fs_slice_stats(j->dtype, j->x + r * j->ldx * item_size(j->dtype), j->n, 1.0, &j->maxima[r]);
         j->log_sums[r] = fs_log_sum(s);
     }
 }
@@ -231,15 +186,16 @@ static void rows_finish_task(void *ctx, ptrdiff_t k)
     ptrdiff_t r1 = (k + 1) * j->per_task < j->rows ? (k + 1) * j->per_task : j->rows;
     for (ptrdiff_t r = k * j->per_task; r < r1; r++) {
         fs_dd s = {j->sum_hi[r], j->sum_lo[r]};
-        j->ops->slice_finish(j->func, j->x + r * j->ldx * j->ops->item, j->y + r * j->ldy * j->ops->item, j->n,
-                             j->c_maxima[r], s, 1.0);
+        size_t item = item_size(j->dtype);
+        fs_slice_finish(j->dtype, j->func, j->x + r * j->ldx * item, j->y + r * j->ldy * item, j->n, j->c_maxima[r],
+                        s, 1.0);
     }
 }
 
 void fs_rows_stats(int dtype, const void *x, ptrdiff_t rows, ptrdiff_t n, ptrdiff_t ld, double *maxima,
                    double *log_sums, int n_threads)
 {
-    rows_job j = {ops_of(dtype), 0, x, NULL, ld, 0, rows, n, ceil_div(task_elements(rows * n, n_threads), n), maxima,
+    rows_job j = {dtype, 0, x, NULL, ld, 0, rows, n, ceil_div(task_elements(rows * n, n_threads), n), maxima,
                   log_sums, NULL, NULL, NULL};
     fs_pool_run(rows_stats_task, &j, ceil_div(rows, j.per_task), n_threads);
 }
@@ -247,7 +203,7 @@ void fs_rows_stats(int dtype, const void *x, ptrdiff_t rows, ptrdiff_t n, ptrdif
 void fs_rows_finish(int func, int dtype, const void *x, ptrdiff_t ldx, void *y, ptrdiff_t ldy, ptrdiff_t rows,
                     ptrdiff_t n, const double *maxima, const double *sum_hi, const double *sum_lo, int n_threads)
 {
-    rows_job j = {ops_of(dtype), func, x, y, ldx, ldy, rows, n, ceil_div(task_elements(rows * n, n_threads), n), NULL,
+    rows_job j = {dtype, func, x, y, ldx, ldy, rows, n, ceil_div(task_elements(rows * n, n_threads), n), NULL,
                   NULL, maxima, sum_hi, sum_lo};
     fs_pool_run(rows_finish_task, &j, ceil_div(rows, j.per_task), n_threads);
 }

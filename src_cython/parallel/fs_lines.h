@@ -15,12 +15,11 @@
 
 #include <stddef.h>
 
+#include "fs_kernels.h"   /* FS_SOFTMAX / FS_LOG_SOFTMAX / FS_LOGSUMEXP, FS_FLOAT32 / FS_FLOAT64 */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-enum { FS_SOFTMAX = 0, FS_LOG_SOFTMAX = 1, FS_LOGSUMEXP = 2 };
-enum { FS_FLOAT32 = 0, FS_FLOAT64 = 1 };
 
 /* func over axis 1 of a C-contiguous (outer, n, inner) array x of `dtype`, n >= 1; y is laid out like x, or
    (outer, inner) for logsumexp. temperature: softmax(x / T), x / T never formed (1.0 for logsumexp). */

@@ -1,11 +1,13 @@
 /*
- * check_kernels.c -- standalone accuracy / semantics / speed check for
- * fs_kernels.c against a long double reference.  No Python needed:
- *   gcc -O3 -fno-trapping-math -fno-math-errno -Wall -Wextra \
+ * check_kernels.c -- standalone accuracy / semantics / speed check of fs_kernels.c against a long double
+ * reference. No Python needed:
+ *   gcc -O3 -fno-trapping-math -fno-math-errno -ffp-contract=off -Wall -Wextra \
  *       check_kernels.c fs_kernels.c -lm -o check_kernels
- *   ./check_kernels            # dispatch path (avx2_fma on capable CPUs)
- *   FASTSOFTMAX_SIMD=baseline ./check_kernels
- *   ./check_kernels quick      # skip the 10^6 / 10^7 rows and timings
+ *   ./check_kernels            # the widest path this CPU runs, every check, then whole-kernel timings
+ *   FASTSOFTMAX_SIMD=avx2 ./check_kernels quick     # =avx2, =baseline or =generic caps the path
+ *   ./check_kernels quick      # skip the 10^6 / 10^7 rows and the timings
+ *   ./check_kernels time       # timings only: ns per element of each pass on every path this CPU runs, beside a
+ *                              # plain "fast" kernel (MLAS-style exp, float32 sums, no accuracy work) as a yardstick
  * Exit status is non-zero when a bound or a non-finite rule is violated.
  */
 #include "fs_kernels.h"
@@ -19,6 +21,10 @@
 #include <time.h>
 
 typedef long double ld;
+
+/* one row of n through the public entry (logsumexp: returns the value) */
+static void sm_row_f32(int mode, const float *x, float *y, size_t n) { fs_rows(FS_FLOAT32, mode, x, y, 1, n, 1.0); }
+static void sm_row_f64(int mode, const double *x, double *y, size_t n) { fs_rows(FS_FLOAT64, mode, x, y, 1, n, 1.0); }
 
 /* ------------------------------------------------------------------ */
 /* random numbers                                                       */
@@ -145,36 +151,27 @@ static stat S[2][NK];   /* [f64?][kernel] */
 /* ------------------------------------------------------------------ */
 /* slice protocol drivers (k slices, sequential here)                  */
 /* ------------------------------------------------------------------ */
-#define DEF_SLICES(T, SFX)                                                          \
-    static void slices_softmax_##SFX(const T *x, T *y, ptrdiff_t n, int k)          \
-    {                                                                               \
-        T m = fs_slice_max_##SFX(x, (n + k - 1) / k < n ? (n + k - 1) / k : n);     \
-        ptrdiff_t c = (n + k - 1) / k;                                              \
-        for (ptrdiff_t a = c; a < n; a += c)                                        \
-            m = fs_merge_max_##SFX(m, fs_slice_max_##SFX(x + a, n - a < c ? n - a : c)); \
-        fs_dd s = {0, 0};                                                           \
-        for (ptrdiff_t a = 0; a < n; a += c)                                        \
-            s = fs_dd_add(s, fs_slice_sumexp_##SFX(x + a, y + a, n - a < c ? n - a : c, m)); \
-        for (ptrdiff_t a = 0; a < n; a += c)                                        \
-            fs_slice_scale_##SFX(y + a, n - a < c ? n - a : c, m, s);               \
-    }                                                                               \
-    static T slices_lse_##SFX(const T *x, T *y, ptrdiff_t n, int k, int want_log)  \
-    {                                                                               \
-        ptrdiff_t c = (n + k - 1) / k;                                              \
-        T m = fs_slice_max_##SFX(x, n < c ? n : c);                                 \
-        for (ptrdiff_t a = c; a < n; a += c)                                        \
-            m = fs_merge_max_##SFX(m, fs_slice_max_##SFX(x + a, n - a < c ? n - a : c)); \
-        fs_dd s = {0, 0};                                                           \
-        for (ptrdiff_t a = 0; a < n; a += c)                                        \
-            s = fs_dd_add(s, fs_slice_sumexp_##SFX(x + a, NULL, n - a < c ? n - a : c, m)); \
-        if (!want_log) return fs_lse_finish_##SFX(m, s);                            \
-        double L = isfinite(m) ? fs_log_sum(s) : 0.0;                               \
-        for (ptrdiff_t a = 0; a < n; a += c)                                        \
-            fs_slice_log_softmax_##SFX(x + a, y + a, n - a < c ? n - a : c, m, L, 1.0);  \
-        return 0;                                                                   \
+/* mode of fs_kernels.h over one row cut into k slices: stats, merge, finish (logsumexp: returns the value) */
+static double slices(int dtype, int mode, const void *x, void *y, size_t n, int k)
+{
+    size_t c = (n + k - 1) / k, item = dtype == FS_FLOAT32 ? 4 : 8;
+    double maxima[64] = {0};
+    fs_dd sums[64] = {{0, 0}}, total;
+    int parts = 0;
+    for (size_t a = 0; a < n; a += c, parts++)
+        sums[parts] = fs_slice_stats(dtype, (const char *)x + a * item, n - a < c ? n - a : c, 1.0, &maxima[parts]);
+    double m = fs_merge_slices(maxima, sums, parts, 1.0, &total);
+    if (mode == FS_LOGSUMEXP) {
+        double out[1];
+        float outf[1];
+        fs_slice_finish(dtype, mode, x, dtype == FS_FLOAT32 ? (void *)outf : (void *)out, n, m, total, 1.0);
+        return dtype == FS_FLOAT32 ? outf[0] : out[0];
     }
-DEF_SLICES(float, f32)
-DEF_SLICES(double, f64)
+    for (size_t a = 0; a < n; a += c)
+        fs_slice_finish(dtype, mode, (const char *)x + a * item, (char *)y + a * item, n - a < c ? n - a : c, m, total,
+                        1.0);
+    return 0;
+}
 
 /* ------------------------------------------------------------------ */
 /* row checks                                                           */
@@ -202,13 +199,11 @@ static void check_row(int f64, size_t n, const char *ctx)
         for (int sl = 0; sl < 2; sl++) {
             stat *st = &S[f64][(kind == 0 ? K_SM : K_LSM) + (sl ? 6 : 0)];
             if (f32) {
-                if (!sl) { if (kind == 0) fs_softmax_row_f32(g_xf, g_yf, n, 1.0); else fs_log_softmax_row_f32(g_xf, g_yf, n, 1.0); }
-                else if (kind == 0) slices_softmax_f32(g_xf, g_yf, n, 3); else slices_lse_f32(g_xf, g_yf, n, 3, 1);
+                if (!sl) sm_row_f32(kind, g_xf, g_yf, n); else slices(FS_FLOAT32, kind, g_xf, g_yf, n, 3);
                 for (size_t i = 0; i < n; i++) cmp(st, 1, g_yf[i], g_r[i], ctx, i);
                 if (kind == 0 && !isnan(g_r[0])) sumcheck(st, 1, g_yf, n);
             } else {
-                if (!sl) { if (kind == 0) fs_softmax_row_f64(g_xd, g_yd, n, 1.0); else fs_log_softmax_row_f64(g_xd, g_yd, n, 1.0); }
-                else if (kind == 0) slices_softmax_f64(g_xd, g_yd, n, 3); else slices_lse_f64(g_xd, g_yd, n, 3, 1);
+                if (!sl) sm_row_f64(kind, g_xd, g_yd, n); else slices(FS_FLOAT64, kind, g_xd, g_yd, n, 3);
                 for (size_t i = 0; i < n; i++) cmp(st, 0, g_yd[i], g_r[i], ctx, i);
                 if (kind == 0 && !isnan(g_r[0])) sumcheck(st, 0, g_yd, n);
             }
@@ -218,11 +213,15 @@ static void check_row(int f64, size_t n, const char *ctx)
     g_floor = fabsl(ref_scan(g_x, n, 1).m);
     if (!isfinite(g_floor)) g_floor = 0;
     if (f32) {
-        cmp(&S[0][K_LSE], 1, fs_logsumexp_row_f32(g_xf, n), r, ctx, 0);
-        cmp(&S[0][K_LSE_SL], 1, slices_lse_f32(g_xf, g_yf, n, 3, 0), r, ctx, 0);
+        float v;
+        sm_row_f32(FS_LOGSUMEXP, g_xf, &v, n);
+        cmp(&S[0][K_LSE], 1, v, r, ctx, 0);
+        cmp(&S[0][K_LSE_SL], 1, (float)slices(FS_FLOAT32, FS_LOGSUMEXP, g_xf, NULL, n, 3), r, ctx, 0);
     } else {
-        cmp(&S[1][K_LSE], 0, fs_logsumexp_row_f64(g_xd, n), r, ctx, 0);
-        cmp(&S[1][K_LSE_SL], 0, slices_lse_f64(g_xd, g_yd, n, 3, 0), r, ctx, 0);
+        double v;
+        sm_row_f64(FS_LOGSUMEXP, g_xd, &v, n);
+        cmp(&S[1][K_LSE], 0, v, r, ctx, 0);
+        cmp(&S[1][K_LSE_SL], 0, slices(FS_FLOAT64, FS_LOGSUMEXP, g_xd, NULL, n, 3), r, ctx, 0);
     }
     g_floor = 0;
 }
@@ -245,15 +244,8 @@ static void check_cols(int f64, size_t n, size_t inner, const char *ctx)
     for (size_t i = 0; i < N; i++) { if (!f64) g_xf[i] = (float)g_x[i]; else g_xd[i] = (double)g_x[i]; }
     for (int kind = 0; kind < 3; kind++) {
         stat *st = &S[f64][K_SM_COL + kind];
-        if (!f64) {
-            if (kind == 0) fs_softmax_cols_f32(g_xf, g_yf, n, inner, inner, 1.0);
-            else if (kind == 1) fs_log_softmax_cols_f32(g_xf, g_yf, n, inner, inner, 1.0);
-            else fs_logsumexp_cols_f32(g_xf, g_yf, n, inner, inner);
-        } else {
-            if (kind == 0) fs_softmax_cols_f64(g_xd, g_yd, n, inner, inner, 1.0);
-            else if (kind == 1) fs_log_softmax_cols_f64(g_xd, g_yd, n, inner, inner, 1.0);
-            else fs_logsumexp_cols_f64(g_xd, g_yd, n, inner, inner);
-        }
+        if (!f64) fs_cols(FS_FLOAT32, kind, g_xf, g_yf, n, inner, inner, 1.0);
+        else fs_cols(FS_FLOAT64, kind, g_xd, g_yd, n, inner, inner, 1.0);
         for (size_t j = 0; j < inner; j++) {
             if (kind == 2) {
                 ld r = ref_lse(g_x + j, n, inner);
@@ -288,53 +280,164 @@ static double now(void)
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 static volatile double sink;
-static double bench(int f64, int kernel, size_t rows, size_t n)
+static void fill_random(int f64, size_t N)
 {
-    size_t N = rows * n;
-    double best = 1e30;
     for (size_t i = 0; i < N; i++) {
         double v = 3 * nrand();
         if (f64) g_xd[i] = v; else g_xf[i] = (float)v;
     }
-    int reps = 0;
-    double t0 = now();
-    while (reps < 3 || (now() - t0 < 0.3 && reps < 1000)) {
-        double a = now();
-        for (size_t r = 0; r < rows; r++) {
-            if (!f64) {
-                const float *x = g_xf + r * n; float *y = g_yf + r * n;
-                switch (kernel) {
-                case 0: fs_softmax_row_f32(x, y, n, 1.0); break;
-                case 1: fs_log_softmax_row_f32(x, y, n, 1.0); break;
-                case 2: sink += fs_logsumexp_row_f32(x, n); break;
-                case 3: fs_softmax_cols_f32(g_xf, g_yf, rows, n, n, 1.0); r = rows; break;
-                case 4: fs_log_softmax_cols_f32(g_xf, g_yf, rows, n, n, 1.0); r = rows; break;
-                case 5: fs_logsumexp_cols_f32(g_xf, g_yf, rows, n, n); r = rows; break;
-                }
-            } else {
-                const double *x = g_xd + r * n; double *y = g_yd + r * n;
-                switch (kernel) {
-                case 0: fs_softmax_row_f64(x, y, n, 1.0); break;
-                case 1: fs_log_softmax_row_f64(x, y, n, 1.0); break;
-                case 2: sink += fs_logsumexp_row_f64(x, n); break;
-                case 3: fs_softmax_cols_f64(g_xd, g_yd, rows, n, n, 1.0); r = rows; break;
-                case 4: fs_log_softmax_cols_f64(g_xd, g_yd, rows, n, n, 1.0); r = rows; break;
-                case 5: fs_logsumexp_cols_f64(g_xd, g_yd, rows, n, n); r = rows; break;
-                }
+}
+/* best time of `reps` runs of fn over ~0.3 s, in ns per element */
+#define BEST_NS(N_ELEM, CALL)                                                                   \
+    ({                                                                                          \
+        double best_ = 1e30, t0_ = now();                                                       \
+        for (int rep_ = 0; rep_ < 3 || (now() - t0_ < 0.3 && rep_ < 2000); rep_++) {            \
+            double a_ = now();                                                                  \
+            CALL;                                                                               \
+            double d_ = now() - a_;                                                             \
+            if (d_ < best_) best_ = d_;                                                         \
+        }                                                                                       \
+        best_ * 1e9 / (double)(N_ELEM);                                                         \
+    })
+
+/* whole kernels on the current path: one fs_rows call over every row, as the drivers make them */
+static void time_kernels(void)
+{
+    static const char *fn[3] = {"softmax", "log_softmax", "logsumexp"};
+    printf("\ntiming (ns/element, best of repeats, one thread, path %s)\n", fs_simd_path());
+    size_t shapes[][2] = {{256, 1000}, {12288, 128}, {8, 152064}};
+    for (int f = 0; f < 2; f++) {
+        int dt = f ? FS_FLOAT64 : FS_FLOAT32;
+        void *x = f ? (void *)g_xd : (void *)g_xf, *y = f ? (void *)g_yd : (void *)g_yf;
+        for (int k = 0; k < 3; k++) {
+            printf("%-12s %s ", fn[k], f ? "f64" : "f32");
+            for (int s = 0; s < 3; s++) {
+                size_t R = shapes[s][0], n = shapes[s][1];
+                fill_random(f, R * n);
+                printf(" %zux%zu: %6.3f", R, n, BEST_NS(R * n, fs_rows(dt, k, x, y, R, n, 1.0)));
+            }
+            fill_random(f, 2000 * 2000);
+            printf("  cols 2000x2000: %6.3f\n", BEST_NS(2000 * 2000, fs_cols(dt, k, x, y, 2000, 2000, 2000, 1.0)));
+        }
+    }
+}
+
+/* ---- the yardstick: MLAS's recipe (exp of x - max rounded, degree-6 Horner after a two-constant reduction,
+   2^n from exponent bits, one float32 accumulator, 3 passes per row), for each x86 path ---- */
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define FAST_KERNEL(NAME, TARGET, VF, VI, N, FMA, MAX)                                                       \
+    __attribute__((target(TARGET))) static void NAME(const float *x, float *y, size_t rows, size_t n)        \
+    {                                                                                                        \
+        for (size_t r = 0; r < rows; r++, x += n, y += n) {                                                  \
+            VF m = (VF){0} - INFINITY;                                                                       \
+            size_t i = 0;                                                                                    \
+            for (; i + N <= n; i += N) { VF v; memcpy(&v, x + i, sizeof v); m = MAX(v, m); }                 \
+            float mx = -INFINITY;                                                                            \
+            for (int k = 0; k < N; k++) mx = m[k] > mx ? m[k] : mx;                                          \
+            for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;                                                   \
+            VF negm = (VF){0} - mx, acc = (VF){0};                                                           \
+            float tail = 0.0f;                                                                               \
+            for (i = 0; i + N <= n; i += N) {                                                                \
+                VF v;                                                                                        \
+                memcpy(&v, x + i, sizeof v);                                                                 \
+                v = MAX((VF){0} - 88.3762626647949f, v + negm);                                              \
+                VF b = FMA(v, (VF){0} + 1.44269504088896341f, (VF){0} + 0x1.8p23f), k = b - 0x1.8p23f;        \
+                v = FMA(k, (VF){0} - 6.93145752e-1f, v);                                                     \
+                v = FMA(k, (VF){0} - 1.42860677e-6f, v);                                                     \
+                VF p = FMA((VF){0} + 0x1.694000p-10f, v, (VF){0} + 0x1.125edcp-7f);                          \
+                p = FMA(p, v, (VF){0} + 0x1.555b5ap-5f);                                                     \
+                p = FMA(p, v, (VF){0} + 0x1.555450p-3f);                                                     \
+                p = FMA(p, v, (VF){0} + 0x1.fffff6p-2f);                                                     \
+                p = FMA(p, v, (VF){0} + 1.0f);                                                               \
+                p = FMA(p, v, (VF){0} + 1.0f);                                                               \
+                p = p * (VF)(((VI)b << 23) + 0x3f800000);                                                    \
+                memcpy(y + i, &p, sizeof p);                                                                 \
+                acc += p;                                                                                    \
+            }                                                                                                \
+            for (; i < n; i++) { y[i] = expf(x[i] - mx); tail += y[i]; }                                     \
+            for (int k = 0; k < N; k++) tail += acc[k];                                                      \
+            VF scale = (VF){0} + 1.0f / tail;                                                                \
+            for (i = 0; i + N <= n; i += N) { VF v; memcpy(&v, y + i, sizeof v); v *= scale; memcpy(y + i, &v, sizeof v); } \
+            for (; i < n; i++) y[i] *= scale[0];                                                             \
+        }                                                                                                    \
+    }
+typedef float fast_v16f __attribute__((vector_size(64)));
+typedef int32_t fast_v16i __attribute__((vector_size(64)));
+typedef float fast_v8f __attribute__((vector_size(32)));
+typedef int32_t fast_v8i __attribute__((vector_size(32)));
+#define FMA512(a, b, c) ((fast_v16f)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
+#define MAX512(a, b) ((fast_v16f)_mm512_max_ps((__m512)(a), (__m512)(b)))
+#define FMA256(a, b, c) ((fast_v8f)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+#define MAX256(a, b) ((fast_v8f)_mm256_max_ps((__m256)(a), (__m256)(b)))
+FAST_KERNEL(fast_avx512, "avx512f,avx512dq,fma", fast_v16f, fast_v16i, 16, FMA512, MAX512)
+FAST_KERNEL(fast_avx2, "avx2,fma", fast_v8f, fast_v8i, 8, FMA256, MAX256)
+#endif
+
+/* ns per element of each pass, for every path this CPU runs, against the yardstick */
+static void time_passes(void)
+{
+    static const char *paths[] = {"avx512", "avx2_fma", "sse2", "neon", "generic"};
+    size_t shapes[][2] = {{256, 1000}, {1, 152064}};
+    printf("\nper pass (ns/element, one thread; rows processed one after another, each pass over the whole row)\n");
+    printf("%-9s %-4s %-12s %8s %8s %8s %8s %8s %8s %8s\n", "path", "dt", "rows x n", "max", "exp+st", "scale",
+           "softmax", "exp+cnt", "sub", "log_sm");
+    for (int pi = 0; pi < 5; pi++)
+        for (int f = 0; f < 2; f++) {
+            const fs_passes *p = fs_passes_of(paths[pi], f ? FS_FLOAT64 : FS_FLOAT32);
+            if (!p) continue;
+            for (int si = 0; si < 2; si++) {
+                size_t R = shapes[si][0], n = shapes[si][1], item = f ? 8 : 4;
+                char *x = f ? (char *)g_xd : (char *)g_xf, *y = f ? (char *)g_yd : (char *)g_yf;
+                fill_random(f, R * n);
+                double ms[256];
+                fs_dd ss[256];
+                /* each pass's cost is the difference between running the passes up to it and up to the one before,
+                   so that every pass sees the row where the previous ones left it (in L1 for short rows) */
+                double t1 = BEST_NS(R * n, for (size_t r = 0; r < R; r++) ms[r] = p->max(x + r * n * item, n));
+                double t2 = BEST_NS(R * n, for (size_t r = 0; r < R; r++) {
+                    ms[r] = p->max(x + r * n * item, n);
+                    ss[r] = p->expsum(x + r * n * item, y + r * n * item, n, ms[r]);
+                });
+                double t3 = BEST_NS(R * n, for (size_t r = 0; r < R; r++) {
+                    ms[r] = p->max(x + r * n * item, n);
+                    ss[r] = p->expsum(x + r * n * item, y + r * n * item, n, ms[r]);
+                    p->scale(y + r * n * item, n, ss[r]);
+                });
+                double t4 = BEST_NS(R * n, for (size_t r = 0; r < R; r++) {
+                    ms[r] = p->max(x + r * n * item, n);
+                    ss[r] = p->expsum(x + r * n * item, NULL, n, ms[r]);
+                });
+                double t5 = BEST_NS(R * n, for (size_t r = 0; r < R; r++) {
+                    ms[r] = p->max(x + r * n * item, n);
+                    ss[r] = p->expsum(x + r * n * item, NULL, n, ms[r]);
+                    p->sub(x + r * n * item, y + r * n * item, n, ms[r], fs_log_sum(ss[r]));
+                });
+                char shape[32];
+                snprintf(shape, sizeof shape, "%zux%zu", R, n);
+                printf("%-9s %-4s %-12s %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f\n", p->path, f ? "f64" : "f32", shape,
+                       t1, t2 - t1, t3 - t2, t3, t4 - t1, t5 - t4, t5);
             }
         }
-        double dt = now() - a;
-        if (dt < best) best = dt;
-        reps++;
+#if defined(__x86_64__)
+    printf("\nyardstick \"fast\" softmax (MLAS-style, float32, one thread; 20-18000 ULP):\n");
+    for (int si = 0; si < 2; si++) {
+        size_t R = shapes[si][0], n = shapes[si][1];
+        fill_random(0, R * n);
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f"))
+            printf("  avx512   %zux%zu: %.3f ns/element\n", R, n, BEST_NS(R * n, fast_avx512(g_xf, g_yf, R, n)));
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            printf("  avx2_fma %zux%zu: %.3f ns/element\n", R, n, BEST_NS(R * n, fast_avx2(g_xf, g_yf, R, n)));
     }
-    return best * 1e9 / (double)N;
+#endif
 }
 
 /* ------------------------------------------------------------------ */
 int main(int argc, char **argv)
 {
     int quick = argc > 1 && strcmp(argv[1], "quick") == 0;
-    int bench_only = argc > 1 && strcmp(argv[1], "bench") == 0;
+    int bench_only = argc > 1 && (strcmp(argv[1], "time") == 0 || strcmp(argv[1], "bench") == 0);
     fs_init();
     printf("fastsoftmax kernels, path: %s\n", fs_simd_path());
     size_t MAXN = 10000000;
@@ -451,19 +554,11 @@ int main(int argc, char **argv)
             if (getenv("FS_VERBOSE")) printf("      worst: %s\n", st->worst);
         }
 
-    if (!quick) {
-        printf("\ntiming (ns/element, best of repeats, single thread)\n");
-        const char *bn[6] = {"softmax_row", "log_softmax_row", "logsumexp_row", "softmax_cols", "log_softmax_cols", "logsumexp_cols"};
-        for (int f = 0; f < 2; f++)
-            for (int k = 0; k < 6; k++) {
-                if (k < 3) {
-                    double a = bench(f, k, 256, 1000), b = bench(f, k, 1, 1000000);
-                    printf("%-18s %s  256x1000: %6.3f   1x1e6: %6.3f\n", bn[k], f ? "f64" : "f32", a, b);
-                } else {
-                    double a = bench(f, k, 2000, 2000), b = bench(f, k, 256, 256);
-                    printf("%-18s %s  2000x2000: %6.3f  256x256: %6.3f\n", bn[k], f ? "f64" : "f32", a, b);
-                }
-            }
+    if (bench_only) {
+        time_passes();
+        time_kernels();
+    } else if (!quick) {
+        time_kernels();
     }
     return fail;
 }

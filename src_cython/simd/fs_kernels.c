@@ -1,27 +1,15 @@
 /*
- * fs_kernels.c -- softmax / log_softmax / logsumexp kernels (see fs_kernels.h).
+ * fs_kernels.c -- the kernels of fs_kernels.h: scalar helpers, the template instances, CPU dispatch.
  *
  * Layers:
- *  1. exp core (fs_kernels_impl.h: exp_core_f/d).  exp(x - m) for x <= m with
- *     x - m split exactly into hi + lo (TwoSum), Cody-Waite reduction by a
- *     two-part ln2, a degree-6 (f32) / degree-11 (f64) polynomial and 2^n
- *     from exponent bits.  ~0.5-1 ulp; results below the smallest normal
- *     flush to 0, which keeps 2^n a normal number and costs one mask.
- *  2. row primitives (impl): max, fused exp+store+sum, scale, subtract.
- *     Sums are in double (f32) or compensated double (f64); the log paths
- *     count the entries equal to the max instead of adding 1.0 for them, so
- *     the sum is an exact double-double count + others and log1p(others)
- *     stays accurate for peaked rows.
- *  3. column kernels (impl): same math vectorised across columns, in
- *     column tiles with per-column state in stack arrays.
- *  4. this file: scalar glue -- non-finite semantics, reciprocal / log of
- *     the double-double sums, the public row and slice functions.
- *  5. dispatch: fs_kernels_impl.h is instantiated three times (AVX-512 and
- *     AVX2+FMA via target attributes, and the SSE2 baseline); fs_init picks
- *     the widest table the CPU and OS support.
+ *  1. scalar double-double helpers and the temperature (1/T as a pair), shared by every instance.
+ *  2. fs_kernels_impl.h instantiated once per (SIMD path, dtype) under target attributes: AVX-512 (F, DQ, BW, VL),
+ *     AVX2+FMA and SSE2 on x86-64; NEON (FMA, 16-byte vectors) on aarch64; portable GCC vectors on every target.
+ *     Nothing is built with -march: the widest path the CPU and OS support is picked at run time.
+ *  3. dispatch (fs_init) and the public entries, which look the path's table up once per call.
  *
- * Build with -O3 -fno-trapping-math -fno-math-errno, never -ffast-math:
- * the TwoSum steps and nan/inf handling rely on IEEE semantics.
+ * Build with -O3 -fno-trapping-math -fno-math-errno -ffp-contract=off, never -ffast-math: the TwoSum steps and the
+ * nan/inf handling rely on IEEE semantics, and fused multiply-adds are written where they are meant.
  */
 #include "fs_kernels.h"
 
@@ -29,12 +17,24 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define FS_X86 1
 #include <immintrin.h>
 #include <cpuid.h>
+#else
+#define FS_X86 0
+#endif
+#if defined(__aarch64__)
+#define FS_NEON 1
+#include <arm_neon.h>
+#else
+#define FS_NEON 0
+#endif
 
-/* ------------------------------------------------------------------ */
-/* double-double helpers (scalar)                                       */
-/* ------------------------------------------------------------------ */
+/* ================================================================================================================
+ * 1. scalar helpers
+ * ============================================================================================================== */
 static inline fs_dd fs_two_sum(double a, double b)
 {
     double s = a + b, bv = s - a, av = s - bv;
@@ -53,9 +53,9 @@ static inline fs_dd fs_dd_add1(fs_dd r, double hi, double lo)
     fs_dd t = fs_two_sum(r.hi, hi);
     return fs_fast_two_sum(t.hi, t.lo + (r.lo + lo));
 }
-fs_dd fs_dd_add(fs_dd a, fs_dd b) { return fs_dd_add1(a, b.hi, b.lo); }
+static inline fs_dd fs_dd_add(fs_dd a, fs_dd b) { return fs_dd_add1(a, b.hi, b.lo); }
 
-/* 1/(hi+lo) as a double-double; used once per row/column. */
+/* 1/(hi + lo) as a double-double; once per row or column. */
 static inline fs_dd fs_dd_inv(fs_dd s)
 {
     double h = 1.0 / s.hi;
@@ -71,73 +71,24 @@ double fs_log_sum(fs_dd s)
     return log(s.hi) + s.lo / s.hi;
 }
 
-/* m + log(s).  When m < 0 and the result cancels (|result| << |m|) the
-   absolute error is ~ulp(m): the exp terms themselves carry ~1 ulp, so
-   extra precision in the log alone would not help. */
-static double fs_lse_f64(double m, fs_dd s) { return m + fs_log_sum(s); }
-
-static void fill_nan_f32(float *y, ptrdiff_t n) { for (ptrdiff_t i = 0; i < n; i++) y[i] = NAN; }
-static void fill_nan_f64(double *y, ptrdiff_t n) { for (ptrdiff_t i = 0; i < n; i++) y[i] = NAN; }
-static int has_nan_f32(const float *x, ptrdiff_t n, ptrdiff_t stride)
+/* s * f as a double-double (f = exp(old max - new max) <= 1). */
+static fs_dd fs_dd_scale(fs_dd s, double f)
 {
-    for (ptrdiff_t i = 0; i < n; i++) if (isnan(x[i * stride])) return 1;
-    return 0;
-}
-static int has_nan_f64(const double *x, ptrdiff_t n, ptrdiff_t stride)
-{
-    for (ptrdiff_t i = 0; i < n; i++) if (isnan(x[i * stride])) return 1;
-    return 0;
+    double hi = s.hi * f;
+    return fs_fast_two_sum(hi, fma(s.hi, f, -hi) + s.lo * f);
 }
 
-/* Column classification: 0 normal, 1 holds nan, 2 max +inf, 3 all -inf.
-   With a finite max, a nan shows up as a nan sum; only infinite maxima
-   need the (rare) scan. */
-enum { COL_OK = 0, COL_NAN = 1, COL_PINF = 2, COL_NINF = 3 };
-static int fs_col_special_f32(const float *xc, ptrdiff_t stride, ptrdiff_t n, float m, double sum)
+/* exp((a - b) / T) for a <= b, with the roundings of a - b and of the division folded back in: the argument reaches
+   hundreds for small T, and each ulp of it would cost that many ulps of the factor. */
+static double fs_exp_shift(double a, double b, double temperature)
 {
-    if (isfinite(m)) return isnan(sum) ? COL_NAN : COL_OK;
-    if (has_nan_f32(xc, n, stride)) return COL_NAN;
-    return m > 0 ? COL_PINF : COL_NINF;
-}
-static int fs_col_special_f64(const double *xc, ptrdiff_t stride, ptrdiff_t n, double m, double sum)
-{
-    if (isfinite(m)) return isnan(sum) ? COL_NAN : COL_OK;
-    if (has_nan_f64(xc, n, stride)) return COL_NAN;
-    return m > 0 ? COL_PINF : COL_NINF;
-}
-/* L for y = (x - m) - L; 0 for a +inf max makes that formula produce
-   nan at +inf entries and -inf elsewhere, as scipy does. */
-static double fs_col_log_f(int special, double m, fs_dd s)
-{
-    (void)m;
-    switch (special) {
-    case COL_OK: return fs_log_sum(s);
-    case COL_PINF: return 0.0;
-    default: return NAN;
-    }
-}
-static float fs_lse_special_f32(int special, float m, fs_dd s)
-{
-    switch (special) {
-    case COL_OK: return (float)((double)m + fs_log_sum(s));
-    case COL_PINF: return INFINITY;
-    case COL_NINF: return -INFINITY;
-    default: return NAN;
-    }
-}
-static double fs_lse_special_f64(int special, double m, fs_dd s)
-{
-    switch (special) {
-    case COL_OK: return fs_lse_f64(m, s);
-    case COL_PINF: return INFINITY;
-    case COL_NINF: return -INFINITY;
-    default: return NAN;
-    }
+    fs_dd d = fs_two_sum(a, -b);
+    double q = d.hi / temperature;
+    double q_lo = (fma(-q, temperature, d.hi) + d.lo) / temperature;
+    double f = exp(q);
+    return f == 0.0 ? 0.0 : f + f * q_lo;   /* a - b overflowed to -inf: q_lo is nan, the factor 0 */
 }
 
-/* ------------------------------------------------------------------ */
-/* kernel table and the two instances                                  */
-/* ------------------------------------------------------------------ */
 /* 1/T as inv + inv_err (double-double) for softmax(x / T); NULL stands for T = 1. */
 typedef struct { double inv, inv_err; } fs_temp;
 
@@ -149,21 +100,26 @@ static const fs_temp *fs_temp_of(double temperature, fs_temp *buf)
     return buf;
 }
 
-typedef struct {
-    float (*max_f32)(const float *, ptrdiff_t, int);
-    fs_dd (*expsum_f32)(const float *, float *, ptrdiff_t, float, const fs_temp *);
-    void (*scale_f32)(float *, ptrdiff_t, double);
-    void (*expscale_f32)(const float *, float *, ptrdiff_t, float, double, const fs_temp *);
-    void (*sub_f32)(const float *, float *, ptrdiff_t, float, float, const fs_temp *);
-    void (*cols_f32)(const float *, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int, const fs_temp *);
-    double (*max_f64)(const double *, ptrdiff_t, int);
-    fs_dd (*expsum_f64)(const double *, double *, ptrdiff_t, double, const fs_temp *);
-    void (*scale_f64)(double *, ptrdiff_t, fs_dd);
-    void (*expscale_f64)(const double *, double *, ptrdiff_t, double, fs_dd, const fs_temp *);
-    void (*sub_f64)(const double *, double *, ptrdiff_t, double, double, const fs_temp *);
-    void (*cols_f64)(const double *, double *, ptrdiff_t, ptrdiff_t, ptrdiff_t, int, const fs_temp *);
-} fs_table;
+/* Column classification: a finite max shows a nan as a nan sum; only infinite maxima need a scan. */
+enum { FS_COL_OK = 0, FS_COL_NAN = 1, FS_COL_PINF = 2, FS_COL_NINF = 3 };
 
+/* One (path, dtype)'s kernels. */
+typedef struct {
+    void (*rows)(int mode, const void *x, void *y, ptrdiff_t rows, ptrdiff_t n, const fs_temp *tp);
+    void (*cols)(int mode, const void *x, void *y, ptrdiff_t n, ptrdiff_t width, ptrdiff_t ld, const fs_temp *tp);
+    fs_dd (*slice_stats)(const void *x, ptrdiff_t n, const fs_temp *tp, double temperature, double *max_out);
+    void (*slice_finish)(int mode, const void *x, void *y, ptrdiff_t n, double max, fs_dd sum, const fs_temp *tp);
+    void (*backward_rows)(int log, const void *y, const void *g, void *out, ptrdiff_t rows, ptrdiff_t n);
+    void (*backward_cols)(int log, const void *y, const void *g, void *out, ptrdiff_t n, ptrdiff_t inner,
+                          double *scratch);
+    double (*cross_entropy_row)(const void *x, const void *q, int64_t target, void *grad, ptrdiff_t n,
+                                const double *w, double w_total, double ls, double scale);
+    fs_passes passes;
+} fs_ops;
+
+/* ================================================================================================================
+ * 2. the instances
+ * ============================================================================================================== */
 typedef float fs_v16f __attribute__((vector_size(64)));
 typedef double fs_v8d __attribute__((vector_size(64)));
 typedef int32_t fs_v16i __attribute__((vector_size(64)));
@@ -177,16 +133,19 @@ typedef double fs_v2d __attribute__((vector_size(16)));
 typedef int32_t fs_v4i __attribute__((vector_size(16)));
 typedef int64_t fs_v2l __attribute__((vector_size(16)));
 
-/* --- AVX-512 instance (Zen 4/5, Intel since Skylake-SP): the same kernels on 64-byte vectors --- */
-#define FSFN(name) fs_avx512_##name
+#if FS_X86
+/* --- AVX-512 (Intel since Skylake-SP, AMD since Zen 4): 64-byte vectors, vscalef, masked tails --- */
+#define FS_ISA avx512
+#define FS_PATH_NAME "avx512"
 #define FS_T __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")))
 #define VF fs_v16f
 #define VD fs_v8d
-#define VI fs_v16i
-#define VL fs_v8l
+#define VIF fs_v16i
+#define VLD fs_v8l
 #define NF 16
 #define ND 8
 #define FS_FMA 1
+#define FS_AVX512 1
 #define VFMA_F(a, b, c) ((VF)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
 #define VFMA_D(a, b, c) ((VD)_mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c)))
 #define VMAX_F(a, b) ((VF)_mm512_max_ps((__m512)(a), (__m512)(b)))
@@ -195,18 +154,24 @@ typedef int64_t fs_v2l __attribute__((vector_size(16)));
 #define CVT_HI_F(v) ((VD)_mm512_cvtps_pd(_mm512_extractf32x8_ps((__m512)(v), 1)))
 #define PACK_D_F(lo, hi) \
     ((VF)_mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps((__m512d)(lo))), _mm512_cvtpd_ps((__m512d)(hi)), 1))
+#define FS_F64 0
 #include "fs_kernels_impl.h"
+#define FS_F64 1
+#include "fs_kernels_impl.h"
+#include "fs_isa_undef.h"
 
-/* --- AVX2 + FMA instance --- */
-#define FSFN(name) fs_avx2_##name
+/* --- AVX2 + FMA (Intel since Haswell, AMD since Zen 1) --- */
+#define FS_ISA avx2
+#define FS_PATH_NAME "avx2_fma"
 #define FS_T __attribute__((target("avx2,fma")))
 #define VF fs_v8f
 #define VD fs_v4d
-#define VI fs_v8i
-#define VL fs_v4l
+#define VIF fs_v8i
+#define VLD fs_v4l
 #define NF 8
 #define ND 4
 #define FS_FMA 1
+#define FS_AVX512 0
 #define VFMA_F(a, b, c) ((VF)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
 #define VFMA_D(a, b, c) ((VD)_mm256_fmadd_pd((__m256d)(a), (__m256d)(b), (__m256d)(c)))
 #define VMAX_F(a, b) ((VF)_mm256_max_ps((__m256)(a), (__m256)(b)))
@@ -214,18 +179,24 @@ typedef int64_t fs_v2l __attribute__((vector_size(16)));
 #define CVT_LO_F(v) ((VD)_mm256_cvtps_pd(_mm256_castps256_ps128((__m256)(v))))
 #define CVT_HI_F(v) ((VD)_mm256_cvtps_pd(_mm256_extractf128_ps((__m256)(v), 1)))
 #define PACK_D_F(lo, hi) ((VF)_mm256_set_m128(_mm256_cvtpd_ps((__m256d)(hi)), _mm256_cvtpd_ps((__m256d)(lo))))
+#define FS_F64 0
 #include "fs_kernels_impl.h"
+#define FS_F64 1
+#include "fs_kernels_impl.h"
+#include "fs_isa_undef.h"
 
-/* --- portable SSE2 instance (x86-64 baseline) --- */
-#define FSFN(name) fs_base_##name
+/* --- SSE2, the x86-64 baseline: FMA emulated by mul + add (with exact-pair corrections where it matters) --- */
+#define FS_ISA sse2
+#define FS_PATH_NAME "sse2"
 #define FS_T
 #define VF fs_v4f
 #define VD fs_v2d
-#define VI fs_v4i
-#define VL fs_v2l
+#define VIF fs_v4i
+#define VLD fs_v2l
 #define NF 4
 #define ND 2
 #define FS_FMA 0
+#define FS_AVX512 0
 #define VFMA_F(a, b, c) ((a) * (b) + (c))
 #define VFMA_D(a, b, c) ((a) * (b) + (c))
 #define VMAX_F(a, b) ((VF)_mm_max_ps((__m128)(a), (__m128)(b)))
@@ -233,13 +204,93 @@ typedef int64_t fs_v2l __attribute__((vector_size(16)));
 #define CVT_LO_F(v) ((VD)_mm_cvtps_pd((__m128)(v)))
 #define CVT_HI_F(v) ((VD)_mm_cvtps_pd(_mm_movehl_ps((__m128)(v), (__m128)(v))))
 #define PACK_D_F(lo, hi) ((VF)_mm_movelh_ps(_mm_cvtpd_ps((__m128d)(lo)), _mm_cvtpd_ps((__m128d)(hi))))
+#define FS_F64 0
 #include "fs_kernels_impl.h"
+#define FS_F64 1
+#include "fs_kernels_impl.h"
+#include "fs_isa_undef.h"
+#endif /* FS_X86 */
 
-/* ------------------------------------------------------------------ */
-/* dispatch                                                             */
-/* ------------------------------------------------------------------ */
-static const fs_table *g_tab = &fs_base_table;
+#if FS_NEON
+/* --- NEON (every aarch64 CPU: Apple silicon, Graviton, Ampere): 16-byte vectors with FMA; vmaxnm returns the
+   other operand for a nan, as the max accumulators need --- */
+#define FS_ISA neon
+#define FS_PATH_NAME "neon"
+#define FS_T
+#define VF fs_v4f
+#define VD fs_v2d
+#define VIF fs_v4i
+#define VLD fs_v2l
+#define NF 4
+#define ND 2
+#define FS_FMA 1
+#define FS_AVX512 0
+#define VFMA_F(a, b, c) ((VF)vfmaq_f32((float32x4_t)(c), (float32x4_t)(a), (float32x4_t)(b)))
+#define VFMA_D(a, b, c) ((VD)vfmaq_f64((float64x2_t)(c), (float64x2_t)(a), (float64x2_t)(b)))
+#define VMAX_F(a, b) ((VF)vmaxnmq_f32((float32x4_t)(a), (float32x4_t)(b)))
+#define VMAX_D(a, b) ((VD)vmaxnmq_f64((float64x2_t)(a), (float64x2_t)(b)))
+#define CVT_LO_F(v) ((VD)vcvt_f64_f32(vget_low_f32((float32x4_t)(v))))
+#define CVT_HI_F(v) ((VD)vcvt_high_f64_f32((float32x4_t)(v)))
+#define PACK_D_F(lo, hi) ((VF)vcvt_high_f32_f64(vcvt_f32_f64((float64x2_t)(lo)), (float64x2_t)(hi)))
+#define FS_F64 0
+#include "fs_kernels_impl.h"
+#define FS_F64 1
+#include "fs_kernels_impl.h"
+#include "fs_isa_undef.h"
+#endif /* FS_NEON */
 
+/* --- portable GCC vectors, no intrinsics: the baseline off x86 (and a check of the template anywhere) --- */
+#define FS_ISA generic
+#define FS_PATH_NAME "generic"
+#define FS_T
+#define VF fs_v4f
+#define VD fs_v2d
+#define VIF fs_v4i
+#define VLD fs_v2l
+#define NF 4
+#define ND 2
+#define FS_FMA 0
+#define FS_AVX512 0
+#define VFMA_F(a, b, c) ((a) * (b) + (c))
+#define VFMA_D(a, b, c) ((a) * (b) + (c))
+/* a where a > b, else b: b for a nan a, as the max accumulators need */
+#define VMAX_F(a, b) ((VF)(((VIF)(a) & (VIF)((a) > (b))) | ((VIF)(b) & ~(VIF)((a) > (b)))))
+#define VMAX_D(a, b) ((VD)(((VLD)(a) & (VLD)((a) > (b))) | ((VLD)(b) & ~(VLD)((a) > (b)))))
+#define CVT_LO_F(v) ((VD){(double)(v)[0], (double)(v)[1]})
+#define CVT_HI_F(v) ((VD){(double)(v)[2], (double)(v)[3]})
+#define PACK_D_F(lo, hi) ((VF){(float)(lo)[0], (float)(lo)[1], (float)(hi)[0], (float)(hi)[1]})
+#define FS_F64 0
+#include "fs_kernels_impl.h"
+#define FS_F64 1
+#include "fs_kernels_impl.h"
+#include "fs_isa_undef.h"
+
+/* ================================================================================================================
+ * 3. dispatch and the public entries
+ * ============================================================================================================== */
+typedef struct { const char *name; const fs_ops *dt[2]; } fs_table;
+
+#if FS_X86
+static const fs_table fs_avx512_table = {"avx512", {&fs_avx512_f32_ops, &fs_avx512_f64_ops}};
+static const fs_table fs_avx2_table = {"avx2_fma", {&fs_avx2_f32_ops, &fs_avx2_f64_ops}};
+static const fs_table fs_sse2_table = {"sse2", {&fs_sse2_f32_ops, &fs_sse2_f64_ops}};
+#endif
+#if FS_NEON
+static const fs_table fs_neon_table = {"neon", {&fs_neon_f32_ops, &fs_neon_f64_ops}};
+#endif
+static const fs_table fs_generic_table = {"generic", {&fs_generic_f32_ops, &fs_generic_f64_ops}};
+
+/* The lowest path every CPU of the architecture runs: used until fs_init has looked at the CPU. */
+#if FS_X86
+#define FS_BASELINE_TABLE fs_sse2_table
+#else
+#define FS_BASELINE_TABLE fs_generic_table
+#endif
+
+static const fs_table *g_tab = &FS_BASELINE_TABLE;
+static char g_features[160];
+
+#if FS_X86
 /* The OS saves the register state (XCR0): mask 0x6 for XMM+YMM, 0xe6 adds the AVX-512 opmask and ZMM state. */
 static int os_saves_state(unsigned mask)
 {
@@ -263,8 +314,6 @@ static int has_avx512(void)
            os_saves_state(0xe6u);
 }
 
-static char g_features[128];
-
 /* What the CPU (and OS) offer that the dispatch looks at, for info(). */
 static void fs_record_features(void)
 {
@@ -282,262 +331,71 @@ static void fs_record_features(void)
     size_t k = strlen(g_features);
     if (k) g_features[k - 1] = 0;
 }
+#endif
 
 const char *fs_cpu_features(void) { return g_features; }
 
-/* The widest kernels this CPU and OS run; FASTSOFTMAX_SIMD=avx2 or =baseline caps the choice (tests run all). */
+static int env_is(const char *env, const char *name) { return env && strcmp(env, name) == 0; }
+
+/* The widest kernels this CPU and OS run. FASTSOFTMAX_SIMD caps the choice (the tests run every path): "avx2" (at
+   most AVX2+FMA), "baseline" (the architecture's lowest native path: SSE2 on x86-64, portable vectors elsewhere),
+   "generic" (the portable GCC vectors, on any CPU). */
 void fs_init(void)
 {
     const char *env = getenv("FASTSOFTMAX_SIMD");
-    int cap = !env ? 2 : strcmp(env, "baseline") == 0 ? 0 : strcmp(env, "avx2") == 0 ? 1 : 2;
-    const fs_table *t = &fs_base_table;
+    const fs_table *t = &FS_BASELINE_TABLE;
+#if FS_X86
     __builtin_cpu_init();
     fs_record_features();
-    if (cap >= 2 && has_avx512())
+    if (env_is(env, "generic"))
+        t = &fs_generic_table;
+    else if (env_is(env, "baseline") || env_is(env, "sse2"))
+        t = &fs_sse2_table;
+    else if (has_avx512() && !env_is(env, "avx2"))
         t = &fs_avx512_table;
-    else if (cap >= 1 && has_avx2())
+    else if (has_avx2())
         t = &fs_avx2_table;
+#elif FS_NEON
+    strcpy(g_features, "neon");
+    if (!env_is(env, "generic") && !env_is(env, "baseline")) t = &fs_neon_table;
+#else
+    (void)env;
+#endif
     g_tab = t;
 }
 
-const char *fs_simd_path(void)
-{
-    return g_tab == &fs_avx512_table ? "avx512" : g_tab == &fs_avx2_table ? "avx2_fma" : "baseline";
-}
+const char *fs_simd_path(void) { return g_tab->name; }
 
-/* ------------------------------------------------------------------ */
-/* rows                                                                 */
-/* ------------------------------------------------------------------ */
-void fs_softmax_row_f32(const float *x, float *y, ptrdiff_t n, double temperature)
-{
-    const fs_table *t = g_tab;
-    fs_temp buf;
-    const fs_temp *tp = fs_temp_of(temperature, &buf);
-    float m = t->max_f32(x, n, 0);
-    if (!isfinite(m)) { fill_nan_f32(y, n); return; }   /* +inf, or all -inf/nan */
-    fs_dd s = t->expsum_f32(x, y, n, m, tp);
-    if (isnan(s.hi)) { fill_nan_f32(y, n); return; }
-    t->scale_f32(y, n, 1.0 / s.hi);
-}
+static const fs_ops *ops(int dtype) { return g_tab->dt[dtype == FS_FLOAT64]; }
 
-void fs_softmax_row_f64(const double *x, double *y, ptrdiff_t n, double temperature)
-{
-    const fs_table *t = g_tab;
-    fs_temp buf;
-    const fs_temp *tp = fs_temp_of(temperature, &buf);
-    double m = t->max_f64(x, n, 0);
-    if (!isfinite(m)) { fill_nan_f64(y, n); return; }
-    fs_dd s = t->expsum_f64(x, y, n, m, tp);
-    if (isnan(s.hi)) { fill_nan_f64(y, n); return; }
-    t->scale_f64(y, n, fs_dd_inv(s));
-}
-
-void fs_log_softmax_row_f32(const float *x, float *y, ptrdiff_t n, double temperature)
-{
-    const fs_table *t = g_tab;
-    fs_temp buf;
-    const fs_temp *tp = fs_temp_of(temperature, &buf);
-    float m = t->max_f32(x, n, 0);
-    if (m == INFINITY) {
-        if (has_nan_f32(x, n, 1)) fill_nan_f32(y, n);
-        else t->sub_f32(x, y, n, m, 0.0f, tp);
-        return;
-    }
-    if (m == -INFINITY) { fill_nan_f32(y, n); return; }
-    fs_dd s = t->expsum_f32(x, NULL, n, m, tp);
-    if (isnan(s.hi)) { fill_nan_f32(y, n); return; }
-    t->sub_f32(x, y, n, m, (float)fs_log_sum(s), tp);
-}
-
-void fs_log_softmax_row_f64(const double *x, double *y, ptrdiff_t n, double temperature)
-{
-    const fs_table *t = g_tab;
-    fs_temp buf;
-    const fs_temp *tp = fs_temp_of(temperature, &buf);
-    double m = t->max_f64(x, n, 0);
-    if (m == INFINITY) {
-        if (has_nan_f64(x, n, 1)) fill_nan_f64(y, n);
-        else t->sub_f64(x, y, n, m, 0.0, tp);
-        return;
-    }
-    if (m == -INFINITY) { fill_nan_f64(y, n); return; }
-    fs_dd s = t->expsum_f64(x, NULL, n, m, tp);
-    if (isnan(s.hi)) { fill_nan_f64(y, n); return; }
-    t->sub_f64(x, y, n, m, fs_log_sum(s), tp);
-}
-
-float fs_logsumexp_row_f32(const float *x, ptrdiff_t n)
-{
-    const fs_table *t = g_tab;
-    float m = t->max_f32(x, n, 0);
-    if (!isfinite(m)) return has_nan_f32(x, n, 1) ? NAN : m;
-    fs_dd s = t->expsum_f32(x, NULL, n, m, NULL);
-    if (isnan(s.hi)) return NAN;
-    return (float)((double)m + fs_log_sum(s));
-}
-
-double fs_logsumexp_row_f64(const double *x, ptrdiff_t n)
-{
-    const fs_table *t = g_tab;
-    double m = t->max_f64(x, n, 0);
-    if (!isfinite(m)) return has_nan_f64(x, n, 1) ? NAN : m;
-    fs_dd s = t->expsum_f64(x, NULL, n, m, NULL);
-    if (isnan(s.hi)) return NAN;
-    return fs_lse_f64(m, s);
-}
-
-/* ------------------------------------------------------------------ */
-/* columns                                                              */
-/* ------------------------------------------------------------------ */
-void fs_softmax_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, double temperature)
+void fs_rows(int dtype, int mode, const void *x, void *y, ptrdiff_t rows, ptrdiff_t n, double temperature)
 {
     fs_temp buf;
-    g_tab->cols_f32(x, y, n, inner, ld, 0, fs_temp_of(temperature, &buf));
+    ops(dtype)->rows(mode, x, y, rows, n, mode == FS_LOGSUMEXP ? NULL : fs_temp_of(temperature, &buf));
 }
-void fs_softmax_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, double temperature)
+
+void fs_cols(int dtype, int mode, const void *x, void *y, ptrdiff_t n, ptrdiff_t width, ptrdiff_t ld,
+             double temperature)
 {
     fs_temp buf;
-    g_tab->cols_f64(x, y, n, inner, ld, 0, fs_temp_of(temperature, &buf));
+    ops(dtype)->cols(mode, x, y, n, width, ld, mode == FS_LOGSUMEXP ? NULL : fs_temp_of(temperature, &buf));
 }
-void fs_log_softmax_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, double temperature)
+
+fs_dd fs_slice_stats(int dtype, const void *x, ptrdiff_t n, double temperature, double *max_out)
 {
     fs_temp buf;
-    g_tab->cols_f32(x, y, n, inner, ld, 1, fs_temp_of(temperature, &buf));
+    return ops(dtype)->slice_stats(x, n, fs_temp_of(temperature, &buf), temperature, max_out);
 }
-void fs_log_softmax_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, double temperature)
+
+void fs_slice_finish(int dtype, int mode, const void *x, void *y, ptrdiff_t n, double max, fs_dd sum,
+                     double temperature)
 {
     fs_temp buf;
-    g_tab->cols_f64(x, y, n, inner, ld, 1, fs_temp_of(temperature, &buf));
-}
-void fs_logsumexp_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld) { g_tab->cols_f32(x, y, n, inner, ld, 2, NULL); }
-void fs_logsumexp_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld) { g_tab->cols_f64(x, y, n, inner, ld, 2, NULL); }
-
-/* ------------------------------------------------------------------ */
-/* slices                                                               */
-/* ------------------------------------------------------------------ */
-float fs_slice_max_f32(const float *x, ptrdiff_t n) { return g_tab->max_f32(x, n, 1); }
-double fs_slice_max_f64(const double *x, ptrdiff_t n) { return g_tab->max_f64(x, n, 1); }
-float fs_merge_max_f32(float a, float b) { return (isnan(a) || isnan(b)) ? NAN : (a > b ? a : b); }
-double fs_merge_max_f64(double a, double b) { return (isnan(a) || isnan(b)) ? NAN : (a > b ? a : b); }
-
-fs_dd fs_slice_sumexp_f32(const float *x, float *y, ptrdiff_t n, float max)
-{
-    if (!isfinite(max)) { fs_dd r = {NAN, 0.0}; return r; }
-    return g_tab->expsum_f32(x, y, n, max, NULL);
-}
-fs_dd fs_slice_sumexp_f64(const double *x, double *y, ptrdiff_t n, double max)
-{
-    if (!isfinite(max)) { fs_dd r = {NAN, 0.0}; return r; }
-    return g_tab->expsum_f64(x, y, n, max, NULL);
+    ops(dtype)->slice_finish(mode, x, y, n, max, sum, mode == FS_LOGSUMEXP ? NULL : fs_temp_of(temperature, &buf));
 }
 
-void fs_slice_scale_f32(float *y, ptrdiff_t n, float max, fs_dd sum)
-{
-    if (!isfinite(max) || isnan(sum.hi)) { fill_nan_f32(y, n); return; }
-    g_tab->scale_f32(y, n, 1.0 / (sum.hi + sum.lo));
-}
-void fs_slice_scale_f64(double *y, ptrdiff_t n, double max, fs_dd sum)
-{
-    if (!isfinite(max) || isnan(sum.hi)) { fill_nan_f64(y, n); return; }
-    g_tab->scale_f64(y, n, fs_dd_inv(sum));
-}
-
-void fs_slice_log_softmax_f32(const float *x, float *y, ptrdiff_t n, float max, double log_sum,
-                              double temperature)
-{
-    fs_temp buf;
-    const fs_temp *tp = fs_temp_of(temperature, &buf);
-    if (isnan(max) || max == -INFINITY) { fill_nan_f32(y, n); return; }
-    if (max == INFINITY) { g_tab->sub_f32(x, y, n, max, 0.0f, tp); return; }
-    if (isnan(log_sum)) { fill_nan_f32(y, n); return; }
-    g_tab->sub_f32(x, y, n, max, (float)log_sum, tp);
-}
-void fs_slice_log_softmax_f64(const double *x, double *y, ptrdiff_t n, double max, double log_sum,
-                              double temperature)
-{
-    fs_temp buf;
-    const fs_temp *tp = fs_temp_of(temperature, &buf);
-    if (isnan(max) || max == -INFINITY) { fill_nan_f64(y, n); return; }
-    if (max == INFINITY) { g_tab->sub_f64(x, y, n, max, 0.0, tp); return; }
-    if (isnan(log_sum)) { fill_nan_f64(y, n); return; }
-    g_tab->sub_f64(x, y, n, max, log_sum, tp);
-}
-
-float fs_lse_finish_f32(float max, fs_dd sum)
-{
-    if (!isfinite(max)) return max;        /* nan, +inf, or -inf (all -inf) */
-    if (isnan(sum.hi)) return NAN;
-    return (float)((double)max + fs_log_sum(sum));
-}
-double fs_lse_finish_f64(double max, fs_dd sum)
-{
-    if (!isfinite(max)) return max;
-    if (isnan(sum.hi)) return NAN;
-    return fs_lse_f64(max, sum);
-}
-
-/* ------------------------------------------------------------------ */
-/* huge rows in two passes over memory                                  */
-/* ------------------------------------------------------------------ */
-/* s * f as a double-double (f = exp(old max - new max) <= 1). */
-static fs_dd fs_dd_scale(fs_dd s, double f)
-{
-    double hi = s.hi * f;
-    return fs_fast_two_sum(hi, fma(s.hi, f, -hi) + s.lo * f);
-}
-
-/* exp((a - b) / T) for a <= b, with the roundings of a - b and of the division folded back in: the
-   argument reaches hundreds for small T, and each ulp of it would cost that many ulps of the factor. */
-static double fs_exp_shift(double a, double b, double temperature)
-{
-    fs_dd d = fs_two_sum(a, -b);
-    double q = d.hi / temperature;
-    double q_lo = (fma(-q, temperature, d.hi) + d.lo) / temperature;
-    double f = exp(q);
-    return f + f * q_lo;
-}
-
-/* One pass: the running max and the sum of exp(x - running max), block by
-   block; a block is read from memory by the max and again from cache by
-   the exp.  When the max grows, the sum so far is rescaled by
-   exp(old - new), which keeps the count-the-max form exact for the
-   entries equal to the final max. */
-#define FS_ONLINE_BLOCK 4096
-
-#define FS_DEF_MAX_SUMEXP(T, SFX)                                                                              \
-    fs_dd fs_slice_max_sumexp_##SFX(const T *x, ptrdiff_t n, double temperature, T *max_out)                   \
-    {                                                                                                           \
-        const fs_table *t = g_tab;                                                                              \
-        fs_temp buf;                                                                                            \
-        const fs_temp *tp = fs_temp_of(temperature, &buf);                                                      \
-        T m = -INFINITY;                                                                                        \
-        fs_dd s = {0.0, 0.0};                                                                                   \
-        for (ptrdiff_t i = 0; i < n; i += FS_ONLINE_BLOCK) {                                                    \
-            ptrdiff_t k = n - i < FS_ONLINE_BLOCK ? n - i : FS_ONLINE_BLOCK;                                    \
-            T bm = t->max_##SFX(x + i, k, 1);                                                                   \
-            if (isnan(bm)) { *max_out = bm; fs_dd r = {NAN, 0.0}; return r; }                                   \
-            if (bm == INFINITY) {      /* the sum is moot; only a later nan still matters */                    \
-                for (i += k; i < n; i += FS_ONLINE_BLOCK)                                                       \
-                    if (isnan(t->max_##SFX(x + i, n - i < FS_ONLINE_BLOCK ? n - i : FS_ONLINE_BLOCK, 1))) {     \
-                        bm = NAN;                                                                               \
-                        break;                                                                                  \
-                    }                                                                                           \
-                *max_out = bm; fs_dd r = {NAN, 0.0}; return r;                                                  \
-            }                                                                                                   \
-            if (bm > m) {                                                                                       \
-                if (m != -INFINITY) s = fs_dd_scale(s, fs_exp_shift(m, bm, temperature));                      \
-                m = bm;                                                                                         \
-            }                                                                                                   \
-            if (m != -INFINITY) s = fs_dd_add(s, t->expsum_##SFX(x + i, NULL, k, m, tp));                       \
-        }                                                                                                       \
-        *max_out = m;                                                                                           \
-        return s;                                                                                               \
-    }
-FS_DEF_MAX_SUMEXP(float, f32)
-FS_DEF_MAX_SUMEXP(double, f64)
-
-/* Merge per-slice (max, sum) pairs in slice order: the row's max, and
-   the sum rescaled to it.  A nan or +inf max wins (its sum is nan). */
+/* Merge per-slice (max, sum) pairs in slice order: the row's max, and the sum rescaled to it. A nan or +inf max
+   wins (its sum is nan). */
 double fs_merge_slices(const double *maxima, const fs_dd *sums, ptrdiff_t k, double temperature, fs_dd *sum_out)
 {
     double m = -INFINITY;
@@ -549,20 +407,40 @@ double fs_merge_slices(const double *maxima, const fs_dd *sums, ptrdiff_t k, dou
     if (isfinite(m))
         for (ptrdiff_t i = 0; i < k; i++)
             if (maxima[i] != -INFINITY)
-                s = fs_dd_add(s, maxima[i] == m ? sums[i] : fs_dd_scale(sums[i], fs_exp_shift(maxima[i], m, temperature)));
+                s = fs_dd_add(s, maxima[i] == m ? sums[i]
+                                                : fs_dd_scale(sums[i], fs_exp_shift(maxima[i], m, temperature)));
     *sum_out = isinf(m) ? (fs_dd){NAN, 0.0} : s;
     return m;
 }
 
-void fs_slice_exp_scale_f32(const float *x, float *y, ptrdiff_t n, float max, fs_dd sum, double temperature)
+void fs_backward_rows(int dtype, int log, const void *y, const void *g, void *out, ptrdiff_t rows, ptrdiff_t n)
 {
-    fs_temp buf;
-    if (!isfinite(max) || isnan(sum.hi)) { fill_nan_f32(y, n); return; }
-    g_tab->expscale_f32(x, y, n, max, 1.0 / (sum.hi + sum.lo), fs_temp_of(temperature, &buf));
+    ops(dtype)->backward_rows(log, y, g, out, rows, n);
 }
-void fs_slice_exp_scale_f64(const double *x, double *y, ptrdiff_t n, double max, fs_dd sum, double temperature)
+
+void fs_backward_cols(int dtype, int log, const void *y, const void *g, void *out, ptrdiff_t n, ptrdiff_t inner,
+                      double *scratch)
 {
-    fs_temp buf;
-    if (!isfinite(max) || isnan(sum.hi)) { fill_nan_f64(y, n); return; }
-    g_tab->expscale_f64(x, y, n, max, fs_dd_inv(sum), fs_temp_of(temperature, &buf));
+    ops(dtype)->backward_cols(log, y, g, out, n, inner, scratch);
+}
+
+double fs_cross_entropy_row(int dtype, const void *x, const void *q, int64_t target, void *grad, ptrdiff_t n,
+                            const double *w, double w_total, double ls, double scale)
+{
+    return ops(dtype)->cross_entropy_row(x, q, target, grad, n, w, w_total, ls, scale);
+}
+
+const fs_passes *fs_passes_of(const char *path, int dtype)
+{
+    int d = dtype == FS_FLOAT64;
+    if (strcmp(path, "generic") == 0) return &fs_generic_table.dt[d]->passes;
+#if FS_X86
+    __builtin_cpu_init();
+    if (strcmp(path, "avx512") == 0) return has_avx512() ? &fs_avx512_table.dt[d]->passes : NULL;
+    if (strcmp(path, "avx2_fma") == 0) return has_avx2() ? &fs_avx2_table.dt[d]->passes : NULL;
+    if (strcmp(path, "sse2") == 0) return &fs_sse2_table.dt[d]->passes;
+#elif FS_NEON
+    if (strcmp(path, "neon") == 0) return &fs_neon_table.dt[d]->passes;
+#endif
+    return NULL;
 }

@@ -1,42 +1,34 @@
 /*
- * fs_kernels.h -- SIMD softmax / log_softmax / logsumexp kernels for fastsoftmax.
+ * fs_kernels.h -- SIMD softmax / log_softmax / logsumexp kernels for fastsoftmax, and the training-loop kernels
+ * around them.
  *
- * Call fs_init() once (e.g. at module import, before any threads run).  It picks
- * the AVX2+FMA kernels when the CPU and OS support them, else the portable
- * SSE2 baseline; FASTSOFTMAX_SIMD=baseline forces the baseline.  Until fs_init
- * runs, the baseline is used, so calling a kernel early is safe, just slower.
- * All kernels are reentrant and thread-safe (no global state besides the
- * dispatch table written by fs_init).  They never touch MXCSR.
+ * One source (fs_kernels_impl.h) is compiled for every (SIMD path, dtype): AVX-512, AVX2+FMA and SSE2 on x86-64,
+ * NEON on aarch64, and portable GCC vectors ("generic") everywhere. fs_init() picks the widest path the CPU and OS
+ * run (FASTSOFTMAX_SIMD=avx2, =baseline or =generic caps it); until it runs, the architecture's baseline is used, so
+ * an early call is safe, only slower. Every function is reentrant and thread-safe; none touches the floating-point
+ * environment. Threads are the callers' business (src_cython/parallel/fs_lines.c).
  *
- * Sizes: n >= 1, inner >= 1.  x and y never overlap.  Everything is contiguous.
+ * dtype: FS_FLOAT32 or FS_FLOAT64 (x and y are float * or double *). mode: FS_SOFTMAX, FS_LOG_SOFTMAX or
+ * FS_LOGSUMEXP. Sizes: n >= 1. x and y never overlap. temperature T > 0 gives the function of x / T, computed
+ * without forming x / T (1.0 for logsumexp).
  *
- * Non-finite semantics are those of scipy.special:
+ * Non-finite semantics are scipy.special's:
  *   softmax     any nan, any +inf or all -inf -> all nan; -inf entries -> 0.
- *   log_softmax any nan -> all nan; max +inf -> nan at the +inf entries and
- *               -inf elsewhere; all -inf -> all nan; -inf entries -> -inf.
+ *   log_softmax any nan -> all nan; max +inf -> nan at the +inf entries and -inf elsewhere; all -inf -> all nan;
+ *               -inf entries -> -inf.
  *   logsumexp   any nan -> nan; any +inf -> +inf; all -inf -> -inf.
- * Results whose magnitude is below FLT_MIN/DBL_MIN may be flushed to 0
- * (absolute error < FLT_MIN/DBL_MIN); everything else is within a few ULP.
+ * Results whose magnitude is below the dtype's smallest normal may be flushed to 0 (absolute error below it);
+ * everything else is within the bounds check_kernels.c enforces (float32: softmax 2 ULP, log_softmax 4,
+ * logsumexp 2; float64: 4, 4, 2).
  *
- * Huge rows split across threads (slices), protocol for one row split into
- * slices x_k (all functions below are per slice and thread-safe):
- *   1. m_k = fs_slice_max_f32(x_k, n_k);     m = fs_merge_max_f32 over all m_k
- *      (nan-propagating, so m is nan iff the row holds a nan).
- *   2. softmax:     s_k = fs_slice_sumexp_f32(x_k, y_k, n_k, m)  (stores exp(x-m) in y_k)
- *                   s = fs_dd_add over all s_k;  fs_slice_scale_f32(y_k, n_k, m, s)
- *      log_softmax: s_k = fs_slice_sumexp_f32(x_k, NULL, n_k, m); s = fs_dd_add(...)
- *                   L = fs_log_sum(s);  fs_slice_log_softmax_f32(x_k, y_k, n_k, m, L)
- *      logsumexp:   s_k as for log_softmax;  result = fs_lse_finish_f32(m, s)
- *   Steps 2 may be called with a non-finite m; the finishing calls then
- *   produce the scipy special values (the sums are meaningless but harmless).
- *   The sums are double-double (fs_dd) so that log(sum) stays accurate when
- *   sum = 1 + tiny (peaked rows, scipy issue 19521): with y_k == NULL the
- *   slice sum counts the entries equal to m exactly and adds the rest apart.
+ * Sums are double-double (fs_dd): the log paths count the entries equal to the max exactly and add the others
+ * apart, so log(sum) keeps its digits for peaked rows (sum = 1 + tiny, scipy issue 19521).
  */
 #ifndef FS_KERNELS_H
 #define FS_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,62 +37,60 @@ extern "C" {
 /* Unevaluated sum hi + lo, |lo| <= ulp(hi)/2 after normalisation. */
 typedef struct { double hi, lo; } fs_dd;
 
+enum { FS_SOFTMAX = 0, FS_LOG_SOFTMAX = 1, FS_LOGSUMEXP = 2 };
+enum { FS_FLOAT32 = 0, FS_FLOAT64 = 1 };
+
 void        fs_init(void);
-const char *fs_simd_path(void);          /* "avx2_fma" or "baseline" */
-const char *fs_cpu_features(void);       /* what fs_init saw: "sse2 avx avx2 fma os-ymm-state", etc. */
+const char *fs_simd_path(void);          /* "avx512", "avx2_fma", "sse2", "neon" or "generic" */
+const char *fs_cpu_features(void);       /* what fs_init saw: "sse2 avx avx2 fma os-ymm-state ...", or "neon" */
 
-/* ---- one contiguous row of n elements ---- */
-void   fs_softmax_row_f32(const float *x, float *y, ptrdiff_t n, double temperature);
-void   fs_softmax_row_f64(const double *x, double *y, ptrdiff_t n, double temperature);
-void   fs_log_softmax_row_f32(const float *x, float *y, ptrdiff_t n, double temperature);
-void   fs_log_softmax_row_f64(const double *x, double *y, ptrdiff_t n, double temperature);
-float  fs_logsumexp_row_f32(const float *x, ptrdiff_t n);
-double fs_logsumexp_row_f64(const double *x, ptrdiff_t n);
+/* ---- lines -------------------------------------------------------------------------------------------------- */
+/* `rows` consecutive contiguous rows of n elements each; y: the same layout, or `rows` values for logsumexp. */
+void fs_rows(int dtype, int mode, const void *x, void *y, ptrdiff_t rows, ptrdiff_t n, double temperature);
 
-/* ---- columns: x is an (n, inner) block whose rows are ld >= inner elements apart; reduce over n for each
- *      column. y is laid out like x for (log_)softmax, (inner,) contiguous for logsumexp. ld > inner lets
- *      threads take column ranges of one block. O(1) stack scratch (column tiles); vectorised across columns. */
-void fs_softmax_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, double temperature);
-void fs_softmax_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, double temperature);
-void fs_log_softmax_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld,
-                             double temperature);
-void fs_log_softmax_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld,
-                             double temperature);
-void fs_logsumexp_cols_f32(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld);
-void fs_logsumexp_cols_f64(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld);
+/* Columns: x is an (n, width) block whose rows are ld >= width elements apart; reduce over n for each column. y is
+   laid out like x, or `width` contiguous values for logsumexp. ld > width lets threads take column ranges of one
+   block. O(1) stack scratch (column tiles); vectorised across columns. */
+void fs_cols(int dtype, int mode, const void *x, void *y, ptrdiff_t n, ptrdiff_t width, ptrdiff_t ld,
+             double temperature);
 
-/* ---- slices of one huge row (see protocol above) ---- */
-float  fs_slice_max_f32(const float *x, ptrdiff_t n);
-double fs_slice_max_f64(const double *x, ptrdiff_t n);
-float  fs_merge_max_f32(float a, float b);
-double fs_merge_max_f64(double a, double b);
-/* sum of exp(x - max); y != NULL: also store exp(x - max) into y. */
-fs_dd  fs_slice_sumexp_f32(const float *x, float *y, ptrdiff_t n, float max);
-fs_dd  fs_slice_sumexp_f64(const double *x, double *y, ptrdiff_t n, double max);
-fs_dd  fs_dd_add(fs_dd a, fs_dd b);
-double fs_log_sum(fs_dd s);              /* log(s.hi + s.lo), accurate near 1 */
-/* y (holding exp(x - max)) *= 1/sum, or all nan for the special cases. */
-void   fs_slice_scale_f32(float *y, ptrdiff_t n, float max, fs_dd sum);
-void   fs_slice_scale_f64(double *y, ptrdiff_t n, double max, fs_dd sum);
-/* y = (x - max) - log_sum, with the log_softmax special cases. */
-void   fs_slice_log_softmax_f32(const float *x, float *y, ptrdiff_t n, float max, double log_sum,
-                                double temperature);
-void   fs_slice_log_softmax_f64(const double *x, double *y, ptrdiff_t n, double max, double log_sum,
-                                double temperature);
-float  fs_lse_finish_f32(float max, fs_dd sum);
-double fs_lse_finish_f64(double max, fs_dd sum);
-
-/* ---- huge rows in two passes over memory (each slice read twice, y written once):
- *   1. s_k = fs_slice_max_sumexp_f32(x_k, n_k, T, &m_k): running max and sum of exp(x - max) in one pass
- *      (entries equal to the max counted exactly, as in the log paths; m_k nan or +inf: s_k is nan).
- *   2. m = fs_merge_slices(maxima, sums, k, T, &s): the row max and the sum rescaled to it, in slice order.
- *   3. softmax: fs_slice_exp_scale_f32(x_k, y_k, n_k, m, s); log_softmax: fs_slice_log_softmax_f32 with
- *      fs_log_sum(s) (or 0 for m == +inf, as above); logsumexp: fs_lse_finish_f32(m, s). ---- */
-fs_dd  fs_slice_max_sumexp_f32(const float *x, ptrdiff_t n, double temperature, float *max_out);
-fs_dd  fs_slice_max_sumexp_f64(const double *x, ptrdiff_t n, double temperature, double *max_out);
+/* A row too long for one thread, in slices x_k (each call is per slice, thread-safe):
+ *   1. s_k = fs_slice_stats(dtype, x_k, n_k, T, &m_k): the slice's max and sum of exp((x - max) / T) in one pass
+ *      over memory (blocks read by the max, then again from cache by the exp); m_k nan or +inf: s_k is nan.
+ *   2. m = fs_merge_slices(maxima, sums, k, T, &s): the row's max, the sum rescaled to it, in slice order.
+ *   3. fs_slice_finish(dtype, mode, x_k, y_k, n_k, m, s, T): softmax or log_softmax of the slice; for logsumexp
+ *      it writes the row's value into y_k[0] (call it once). */
+fs_dd  fs_slice_stats(int dtype, const void *x, ptrdiff_t n, double temperature, double *max_out);
 double fs_merge_slices(const double *maxima, const fs_dd *sums, ptrdiff_t k, double temperature, fs_dd *sum_out);
-void   fs_slice_exp_scale_f32(const float *x, float *y, ptrdiff_t n, float max, fs_dd sum, double temperature);
-void   fs_slice_exp_scale_f64(const double *x, double *y, ptrdiff_t n, double max, fs_dd sum, double temperature);
+void   fs_slice_finish(int dtype, int mode, const void *x, void *y, ptrdiff_t n, double max, fs_dd sum,
+                       double temperature);
+double fs_log_sum(fs_dd s);              /* log(s.hi + s.lo), accurate near 1 */
+
+/* ---- training-loop kernels ------------------------------------------------------------------------------------ */
+/* Backward of softmax (log = 0): out = y * (g - sum(g * y)); of log_softmax (log = 1): out = g - exp(y) * sum(g).
+   Rows: `rows` contiguous rows of n. Columns: one (n, inner) block, reduced over n; scratch holds inner doubles.
+   out may be g itself (each output element is written after the sums that read it). */
+void fs_backward_rows(int dtype, int log, const void *y, const void *g, void *out, ptrdiff_t rows, ptrdiff_t n);
+void fs_backward_cols(int dtype, int log, const void *y, const void *g, void *out, ptrdiff_t n, ptrdiff_t inner,
+                      double *scratch);
+
+/* Cross entropy of one row of n logits x against class `target` (q == NULL; target < 0: ignored, loss 0) or against
+   the probabilities q (target unused), weighted by w (NULL: 1; w_total = sum(w)) and smoothed by ls as torch does.
+   Returns the row's loss; with grad != NULL also writes d loss / d x times `scale` there. */
+double fs_cross_entropy_row(int dtype, const void *x, const void *q, int64_t target, void *grad, ptrdiff_t n,
+                            const double *w, double w_total, double ls, double scale);
+
+/* ---- for the harness (check_kernels.c): the passes of one path, timed apart ----------------------------------- */
+typedef struct {
+    const char *path;
+    double (*max)(const void *x, ptrdiff_t n);                                   /* as double */
+    fs_dd (*expsum)(const void *x, void *y, ptrdiff_t n, double max);          /* y != NULL: store exp(x - max) */
+    void (*scale)(void *y, ptrdiff_t n, fs_dd sum);                              /* y /= sum */
+    void (*sub)(const void *x, void *y, ptrdiff_t n, double max, double log_sum);
+} fs_passes;
+/* The passes of path "avx512", "avx2_fma", "sse2", "neon" or "generic" for dtype; NULL where this build or CPU
+   has no such path. */
+const fs_passes *fs_passes_of(const char *path, int dtype);
 
 #ifdef __cplusplus
 }

@@ -1,794 +1,829 @@
 /*
- * fs_kernels_impl.h -- kernel template, included three times by fs_kernels.c:
- * as the AVX-512 instance (64-byte vectors), the AVX2+FMA instance (32-byte
- * vectors) and the portable SSE2 instance (16-byte vectors, FMA emulated by
- * mul+add).  It undefines the instance's parameters at its end.
- * Written with GCC vector extensions; the few operations whose semantics
- * matter (max with a defined nan operand, FMA, float<->double) go through
- * the per-instance macros set by the includer:
- *   FSFN(name)  instance-specific name       FS_T  target attribute
- *   VF VI NF    float vector, int32 mask, lanes     VD VL ND  same for double
- *   FS_FMA      1 when VFMA_* is a real fused multiply-add
- *   VFMA_F/D, VMAX_F/D, CVT_LO_F, CVT_HI_F, PACK_D_F
+ * fs_kernels_impl.h -- the kernel template. fs_kernels.c includes it once per (SIMD path, dtype): the path's
+ * parameters stay defined for both dtypes, FS_F64 selects the dtype, and this file undefines what it defines.
+ *
+ * Set by the includer (per path):
+ *   FS_ISA          the path's name, a token (avx512, avx2, sse2, neon, generic)
+ *   FS_T            target attribute of the path's functions
+ *   VF VD VIF VLD   float and double vectors, int32 / int64 vectors of the same width
+ *   NF ND           their lanes
+ *   FS_FMA          1 when VFMA_* is a hardware fused multiply-add (0: mul + add, two roundings)
+ *   FS_AVX512       1 where vscalef and masked loads/stores exist
+ *   VFMA_F/D(a, b, c), VMAX_F/D(a, b)   (VMAX returns b when a is nan and a when b is: x86 maxps)
+ *   CVT_LO_F, CVT_HI_F, PACK_D_F        float <-> double halves
+ *   FS_F64          0 or 1, per inclusion
+ *
+ * Layers, bottom up:
+ *   1. vector helpers and the exp core: e = exp((x - m) / T) for x <= m, with x - m split exactly by TwoSum (its
+ *      rounding would cost |x - m| eps, i.e. ~40 ULP at x - m = -80), a two-constant Cody-Waite reduction, a
+ *      polynomial (degree 6 in float32, 11 in float64) and 2^n by vscalef (AVX-512) or exponent bits.
+ *   2. passes over one row: max, exp + store + sum, scale, log_softmax's subtraction; the sums of float32 terms
+ *      are in float64 lanes (every vector widened: float partial sums, even of pairs, reached 2.25 ULP), of
+ *      float64 terms compensated.
+ *   3. whole rows (max, then one of the three functions, with scipy's special values), columns, slices.
+ *   4. the training-loop kernels.
+ * Only the dtype sections below (constants, exp polynomial, accumulators, reciprocal) differ per dtype.
  */
 
+#define FS_CAT_(a, b, c, d) a##b##c##d
+#define FS_CAT(a, b, c, d) FS_CAT_(a, b, c, d)
 #define FS_INL static inline __attribute__((always_inline)) FS_T
 
-/* The log paths (which count the max entries and sum only the others) compute exp(x - m) * 2^BIAS, so that
-   terms below the smallest normal still add up: a log_softmax output of -1e-37 in float32 is the sum of such
+/* ================================================================================================================
+ * dtype sections
+ * ============================================================================================================== */
+#if FS_F64
+#define T double
+#define V VD
+#define VI VLD
+#define N ND
+#define FN(name) FS_CAT(fs_, FS_ISA, _f64_, name)
+#define VFMA VFMA_D
+#define VMAX VMAX_D
+#define U 4                           /* vectors per iteration of the exp loops */
+#define LOG2E 0x1.71547652b82fep+0
+#define MAGIC 0x1.8p52                /* 1.5 * 2^52: adding it rounds to an integer held in the low bits */
+#define LN2_HI -0x1.62e42feep-1       /* short enough for n * LN2_HI to be exact */
+#define LN2_LO -0x1.a39ef35793c76p-33
+#define MANT_BITS 52
+#define ONE_BITS 0x3ff0000000000000LL
+#define BIAS 600                      /* the log paths compute exp(x - m) * 2^BIAS, see below */
+#define UNBIAS 0x1p-600
+#define FLUSH 708.3964185322641       /* -ln(DBL_MIN): exp below e^-FLUSH flushes to 0 */
+#define FLUSH_BIASED 1124.0           /* the same for exp * 2^BIAS */
+#else
+#define T float
+#define V VF
+#define VI VIF
+#define N NF
+#define FN(name) FS_CAT(fs_, FS_ISA, _f32_, name)
+#define VFMA VFMA_F
+#define VMAX VMAX_F
+#define U 2                           /* four spill a vector to the stack on 16-register paths */
+#define LOG2E 0x1.715476p+0f
+#define MAGIC 0x1.8p23f
+#define LN2_HI -0x1.62e4p-1f
+#define LN2_LO -0x1.7f7d1cp-20f
+#define MANT_BITS 23
+#define ONE_BITS 0x3f800000
+#define BIAS 100
+#define UNBIAS 0x1p-100
+#define FLUSH 87.3365478515625f       /* -ln(FLT_MIN), rounded down */
+#define FLUSH_BIASED 156.6f
+#endif
+/* The log paths (which count the entries equal to the max and sum only the others) compute exp(x - m) * 2^BIAS, so
+   that terms below the smallest normal still add up: a float32 log_softmax output of -1e-37 is the sum of such
    terms and must keep its digits. The sums are scaled back in double. */
-#ifndef FS_BIAS_F
-#define FS_BIAS_F 100
-#define FS_BIAS_D 600
-#define FS_UNBIAS_F 0x1p-100
-#define FS_UNBIAS_D 0x1p-600
-#endif
 
-/* ------------------------------------------------------------------ */
-/* small vector helpers                                                */
-/* ------------------------------------------------------------------ */
-FS_INL VF FSFN(spf)(float a) { return (VF){0} + a; }
-FS_INL VD FSFN(spd)(double a) { return (VD){0} + a; }
-FS_INL VF FSFN(ldf)(const float *p) { VF v; __builtin_memcpy(&v, p, sizeof v); return v; }
-FS_INL VD FSFN(ldd)(const double *p) { VD v; __builtin_memcpy(&v, p, sizeof v); return v; }
-FS_INL void FSFN(stf)(float *p, VF v) { __builtin_memcpy(p, &v, sizeof v); }
-FS_INL void FSFN(std)(double *p, VD v) { __builtin_memcpy(p, &v, sizeof v); }
-/* Partial loads/stores for tails: never touch memory past the k valid lanes. */
-FS_INL VF FSFN(ldf_part)(const float *p, ptrdiff_t k, float fill)
+/* ---- small vector helpers ------------------------------------------------------------------------------------ */
+FS_INL V FN(splat)(T a) { return (V){0} + a; }
+FS_INL V FN(load)(const T *p) { V v; __builtin_memcpy(&v, p, sizeof v); return v; }
+FS_INL void FN(store)(T *p, V v) { __builtin_memcpy(p, &v, sizeof v); }
+/* Tails: never touch memory past the k valid lanes (0 < k <= N). */
+FS_INL V FN(load_part)(const T *p, ptrdiff_t k, T fill)
 {
-    VF v = FSFN(spf)(fill);
+#if FS_AVX512 && FS_F64
+    return (V)_mm512_mask_loadu_pd(_mm512_set1_pd(fill), (__mmask8)((1u << k) - 1), p);
+#elif FS_AVX512
+    return (V)_mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16)((1u << k) - 1), p);
+#else
+    V v = FN(splat)(fill);
     for (ptrdiff_t i = 0; i < k; i++) v[i] = p[i];
     return v;
-}
-FS_INL VD FSFN(ldd_part)(const double *p, ptrdiff_t k, double fill)
-{
-    VD v = FSFN(spd)(fill);
-    for (ptrdiff_t i = 0; i < k; i++) v[i] = p[i];
-    return v;
-}
-FS_INL void FSFN(stf_part)(float *p, VF v, ptrdiff_t k) { for (ptrdiff_t i = 0; i < k; i++) p[i] = v[i]; }
-FS_INL void FSFN(std_part)(double *p, VD v, ptrdiff_t k) { for (ptrdiff_t i = 0; i < k; i++) p[i] = v[i]; }
-
-/* Error-free vector TwoSum accumulation: (s, c) += a with s+c ~ exact. */
-FS_INL void FSFN(acc2_d)(VD *s, VD *c, VD a)
-{
-    VD t = *s + a;
-    VD sv = t - a;
-    VD av = t - sv;
-    *c += (*s - sv) + (a - av);
-    *s = t;
-}
-
-/* Last step of e^r = 1 + r + r^2 q.  1 + r is kept as an exact pair
-   (Fast2Sum, |r| < 1) so only the final add rounds at the scale of the
-   result, instead of fma(fma(q, r, 1), r, 1) rounding twice.
-   With hardware FMA the plain form is accurate enough for the bounds
-   (exp ~0.95 ulp f64 / ~1.04 ulp f32) and 7-10% faster, so the exact
-   pair is only used where mul+add rounds twice (baseline). */
-FS_INL VF FSFN(tail_f)(VF r, VF q)
-{
-    VF one = FSFN(spf)(1.0f);
-#if FS_FMA
-    return VFMA_F(VFMA_F(q, r, one), r, one);
-#else
-    VF p0 = one + r;
-    VF e1 = (one - p0) + r;
-    return p0 + VFMA_F(r * r, q, e1);
 #endif
 }
-FS_INL VD FSFN(tail_d)(VD r, VD q)
+FS_INL void FN(store_part)(T *p, V v, ptrdiff_t k)
 {
-    VD one = FSFN(spd)(1.0);
-#if FS_FMA
-    return VFMA_D(VFMA_D(q, r, one), r, one);
+#if FS_AVX512 && FS_F64
+    _mm512_mask_storeu_pd(p, (__mmask8)((1u << k) - 1), (__m512d)v);
+#elif FS_AVX512
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << k) - 1), (__m512)v);
 #else
-    VD p0 = one + r;
-    VD e1 = (one - p0) + r;
-    return p0 + VFMA_D(r * r, q, e1);
+    for (ptrdiff_t i = 0; i < k; i++) p[i] = v[i];
 #endif
+}
+FS_INL V FN(select)(VI mask, V a, V b) { return (V)(((VI)a & mask) | ((VI)b & ~mask)); }
+FS_INL T FN(hmax)(V v)
+{
+    T m = v[0];
+    for (int k = 1; k < N; k++) m = v[k] > m ? v[k] : m;
+    return m;
 }
 
-/* a * b = p + err exactly (err is garbage where p is not finite; the   */
-/* exp core masks those lanes).  Dekker's split where FMA is emulated.  */
-FS_INL VF FSFN(two_prod_f)(VF a, VF b, VF *err)
+/* a * b = p + err exactly (err is garbage where p is not finite; callers mask those lanes). Dekker's split where
+   FMA is emulated. */
+FS_INL V FN(two_prod)(V a, V b, V *err)
 {
-    VF p = a * b;
+    V p = a * b;
 #if FS_FMA
-    *err = VFMA_F(a, b, -p);
+    *err = VFMA(a, b, -p);
 #else
-    VF c = FSFN(spf)(4097.0f), ah = a * c, bh = b * c;
-    ah = ah - (ah - a); bh = bh - (bh - b);
-    VF al = a - ah, bl = b - bh;
-    *err = ((ah * bh - p) + ah * bl + al * bh) + al * bl;
-#endif
-    return p;
-}
-FS_INL VD FSFN(two_prod_d)(VD a, VD b, VD *err)
-{
-    VD p = a * b;
-#if FS_FMA
-    *err = VFMA_D(a, b, -p);
-#else
-    VD c = FSFN(spd)(134217729.0), ah = a * c, bh = b * c;
-    ah = ah - (ah - a); bh = bh - (bh - b);
-    VD al = a - ah, bl = b - bh;
+    V c = FN(splat)(FS_F64 ? 134217729.0 : 4097.0f), ah = a * c, bh = b * c;
+    ah = ah - (ah - a);
+    bh = bh - (bh - b);
+    V al = a - ah, bl = b - bh;
     *err = ((ah * bh - p) + ah * bl + al * bh) + al * bl;
 #endif
     return p;
 }
 
 /* 1/T as it + eit in the working precision (tp NULL: T = 1). */
-FS_INL void FSFN(temp_f)(const fs_temp *tp, VF *it, VF *eit)
+FS_INL void FN(temp)(const fs_temp *tp, V *it, V *eit)
 {
-    float h = tp ? (float)tp->inv : 1.0f;
-    *it = FSFN(spf)(h);
-    *eit = FSFN(spf)(tp ? (float)((tp->inv - (double)h) + tp->inv_err) : 0.0f);
-}
-FS_INL void FSFN(temp_d)(const fs_temp *tp, VD *it, VD *eit)
-{
-    *it = FSFN(spd)(tp ? tp->inv : 1.0);
-    *eit = FSFN(spd)(tp ? tp->inv_err : 0.0);
+    T h = tp ? (T)tp->inv : (T)1;
+    *it = FN(splat)(h);
+    *eit = FN(splat)(tp ? (T)((tp->inv - (double)h) + tp->inv_err) : (T)0);
 }
 
-/* (x - m) / T for log_softmax, d = x - m already rounded: the products are
-   not worth an exact pair (|y| >= |d|/T), but d = -inf must stay -inf
-   where eit * -inf would be nan. */
-FS_INL VF FSFN(scale_d_f)(VF d, VF it, VF eit)
+/* ---- the exp core -------------------------------------------------------------------------------------------- */
+/* exp(r) for |r| <= ln2/2 (plus the TwoSum residue): r + r^2 q(r) summed last, so that 1 + r rounds once. Without
+   hardware FMA, 1 + r is kept as an exact pair (Fast2Sum, |r| < 1), since mul + add would round twice. */
+FS_INL V FN(exp_poly)(V r)
 {
-    VF c = d * eit;
-    c = (VF)((VI)c & ((c - c) == FSFN(spf)(0.0f)));
-    return VFMA_F(d, it, c);
-}
-FS_INL VD FSFN(scale_d_d)(VD d, VD it, VD eit)
-{
-    VD c = d * eit;
-    c = (VD)((VL)c & ((c - c) == FSFN(spd)(0.0)));
-    return VFMA_D(d, it, c);
+    V one = FN(splat)(1);
+#if FS_F64
+    V q = VFMA(FN(splat)(0x1.af39d92ab3282p-26), r, FN(splat)(0x1.28927c0646723p-22));
+    q = VFMA(q, r, FN(splat)(0x1.71de0d2e6e42bp-19));
+    q = VFMA(q, r, FN(splat)(0x1.a019b83d2cea4p-16));
+    q = VFMA(q, r, FN(splat)(0x1.a01a01a7e5259p-13));
+    q = VFMA(q, r, FN(splat)(0x1.6c16c178c18a5p-10));
+    q = VFMA(q, r, FN(splat)(0x1.1111111110989p-7));
+    q = VFMA(q, r, FN(splat)(0x1.5555555553cd9p-5));
+    q = VFMA(q, r, FN(splat)(0x1.5555555555556p-3));
+    q = VFMA(q, r, FN(splat)(0x1.0000000000001p-1));
+#else
+    V q = VFMA(FN(splat)(0x1.6d127p-10f), r, FN(splat)(0x1.120cd4p-7f));
+    q = VFMA(q, r, FN(splat)(0x1.555518p-5f));
+    q = VFMA(q, r, FN(splat)(0x1.5554dcp-3f));
+    q = VFMA(q, r, FN(splat)(0.5f));
+#endif
+#if FS_FMA
+    return VFMA(VFMA(q, r, one), r, one);
+#else
+    V p0 = one + r, e1 = (one - p0) + r;
+    return p0 + VFMA(r * r, q, e1);
+#endif
 }
 
-/* ------------------------------------------------------------------ */
-/* exp core: e = exp(x - m) given negm = -m, for x <= m.                */
-/* d = x - m is split exactly as hi + lo by TwoSum (no ordering         */
-/* assumption on |x|, |m|); the rounding of d would otherwise cost      */
-/* |d|*eps relative error.  hi is range-reduced against a two-part ln2  */
-/* (hi part short enough for n*LN2HI to be exact without FMA), lo is    */
-/* added to the reduced argument.  n comes from the 1.5*2^p "magic"     */
-/* add, whose low bits are n itself, so 2^n is two integer ops.         */
-/* Results below the smallest normal (and -inf, and overflowed x - m)   */
-/* are flushed to exactly 0 via the hi < THR mask; nan stays nan.       */
-/* *hi_out returns hi (== 0 exactly when x == m).                       */
-/* ------------------------------------------------------------------ */
-FS_INL VF FSFN(exp_core_f)(VF x, VF negm, VF it, VF eit, int tempered, int biased, VF *hi_out)
+/* e = exp((x - m) / T) given negm = -m, for x <= m; *d_out = (x - m) / T rounded (exactly 0 where x == m). Results
+   below e^-FLUSH (and -inf, and an x - m that overflowed) are exactly 0; nan stays nan. biased: e * 2^BIAS, with
+   e^-FLUSH_BIASED the cut. */
+FS_INL V FN(exp_core)(V x, V negm, V it, V eit, int tempered, int biased, V *d_out)
 {
-    VF s = x + negm;
-    VF xv = s - negm;
-    VF mv = s - xv;
-    VF lo = (x - xv) + (negm - mv);
-    if (tempered) {   /* (hi + lo) * (it + eit) = (x - m) / T, again as an exact-enough pair */
-        VF err, p = FSFN(two_prod_f)(s, it, &err);
-        lo = VFMA_F(lo, it, VFMA_F(s, eit, err));
+    V s = x + negm;
+    V xv = s - negm, mv = s - xv;
+    V lo = (x - xv) + (negm - mv);                         /* x - m == s + lo exactly */
+    if (tempered) {                                        /* (s + lo) * (it + eit), again as an exact-enough pair */
+        V err, p = FN(two_prod)(s, it, &err);
+        lo = VFMA(lo, it, VFMA(s, eit, err));
         s = p;
     }
-    VF t = VFMA_F(s, FSFN(spf)(0x1.715476p+0f), FSFN(spf)(0x1.8p23f));
-    VF nf = t - FSFN(spf)(0x1.8p23f);
-    VF r = VFMA_F(nf, FSFN(spf)(-0x1.62e4p-1f), s);             /* exact */
-    r = VFMA_F(nf, FSFN(spf)(-0x1.7f7d1cp-20f), r) + lo;
-    VF q = VFMA_F(FSFN(spf)(0x1.6d127p-10f), r, FSFN(spf)(0x1.120cd4p-7f));
-    q = VFMA_F(q, r, FSFN(spf)(0x1.555518p-5f));
-    q = VFMA_F(q, r, FSFN(spf)(0x1.5554dcp-3f));
-    q = VFMA_F(q, r, FSFN(spf)(0.5f));
-    VF p = FSFN(tail_f)(r, q);
-    VI sc = ((VI)t << 23) + (biased ? 0x3f800000 + (FS_BIAS_F << 23) : 0x3f800000);
-    VF e = p * (VF)sc;
-    /* ln(FLT_MIN) rounded down; biased: the n whose 2^(n + FS_BIAS_F) is still normal */
-    VI z = s < FSFN(spf)(biased ? -156.6f : -87.3365478515625f);
-    *hi_out = s;
-    return (VF)((VI)e & ~z);
+    *d_out = s;
+    V t = VFMA(s, FN(splat)(LOG2E), FN(splat)(MAGIC));
+    V nf = t - FN(splat)(MAGIC);
+    V r = VFMA(nf, FN(splat)(LN2_HI), s);                 /* exact */
+    r = VFMA(nf, FN(splat)(LN2_LO), r) + lo;
+    V p = FN(exp_poly)(r);
+    T cut = biased ? -FLUSH_BIASED : -FLUSH;
+#if FS_AVX512 && FS_F64
+    __mmask8 keep = _mm512_cmp_pd_mask((__m512d)s, _mm512_set1_pd(cut), _CMP_NLT_UQ);   /* nan kept */
+    return (V)_mm512_maskz_scalef_pd(keep, (__m512d)p, (__m512d)(biased ? nf + (T)BIAS : nf));
+#elif FS_AVX512
+    __mmask16 keep = _mm512_cmp_ps_mask((__m512)s, _mm512_set1_ps(cut), _CMP_NLT_UQ);
+    return (V)_mm512_maskz_scalef_ps(keep, (__m512)p, (__m512)(biased ? nf + (T)BIAS : nf));
+#else
+    VI one = (VI){0} + ONE_BITS, bias = ((VI){0} + BIAS) << MANT_BITS;
+    VI scale = ((VI)t << MANT_BITS) + (biased ? one + bias : one);
+    V e = p * (V)scale;
+    return (V)((VI)e & ~(VI)(s < FN(splat)(cut)));        /* 2^n would not be normal there */
+#endif
 }
 
-FS_INL VD FSFN(exp_core_d)(VD x, VD negm, VD it, VD eit, int tempered, int biased, VD *hi_out)
+/* d * (it + eit) for log_softmax, d = x - m already rounded (|result| >= |d| / T, so the products need no exact
+   pair), keeping d = -inf at -inf where d * eit would be nan. */
+FS_INL V FN(scale_shift)(V d, V it, V eit)
 {
-    VD s = x + negm;
-    VD xv = s - negm;
-    VD mv = s - xv;
-    VD lo = (x - xv) + (negm - mv);
-    if (tempered) {
-        VD err, p = FSFN(two_prod_d)(s, it, &err);
-        lo = VFMA_D(lo, it, VFMA_D(s, eit, err));
-        s = p;
-    }
-    VD t = VFMA_D(s, FSFN(spd)(0x1.71547652b82fep+0), FSFN(spd)(0x1.8p52));
-    VD nf = t - FSFN(spd)(0x1.8p52);
-    VD r = VFMA_D(nf, FSFN(spd)(-0x1.62e42feep-1), s);         /* exact */
-    r = VFMA_D(nf, FSFN(spd)(-0x1.a39ef35793c76p-33), r) + lo;
-    VD q = VFMA_D(FSFN(spd)(0x1.af39d92ab3282p-26), r, FSFN(spd)(0x1.28927c0646723p-22));
-    q = VFMA_D(q, r, FSFN(spd)(0x1.71de0d2e6e42bp-19));
-    q = VFMA_D(q, r, FSFN(spd)(0x1.a019b83d2cea4p-16));
-    q = VFMA_D(q, r, FSFN(spd)(0x1.a01a01a7e5259p-13));
-    q = VFMA_D(q, r, FSFN(spd)(0x1.6c16c178c18a5p-10));
-    q = VFMA_D(q, r, FSFN(spd)(0x1.1111111110989p-7));
-    q = VFMA_D(q, r, FSFN(spd)(0x1.5555555553cd9p-5));
-    q = VFMA_D(q, r, FSFN(spd)(0x1.5555555555556p-3));
-    q = VFMA_D(q, r, FSFN(spd)(0x1.0000000000001p-1));
-    VD p = FSFN(tail_d)(r, q);
-    VL sc = ((VL)t << 52) + (biased ? 0x3ff0000000000000LL + ((long long)FS_BIAS_D << 52) : 0x3ff0000000000000LL);
-    VD e = p * (VD)sc;
-    VL z = s < FSFN(spd)(biased ? -1124.0 : -708.3964185322641);    /* ln(DBL_MIN); biased as above */
-    *hi_out = s;
-    return (VD)((VL)e & ~z);
+    V c = d * eit;
+    c = (V)((VI)c & (VI)((c - c) == FN(splat)(0)));
+    return VFMA(d, it, c);
 }
 
-/* ------------------------------------------------------------------ */
-/* row pass 1: max.  VMAX(x, m) returns m when x is nan, so the         */
-/* accumulators never become nan; nan detection (slices only) is a     */
-/* separate sticky mask.                                                */
-/* ------------------------------------------------------------------ */
-FS_INL float FSFN(max_f32_t)(const float *x, ptrdiff_t n, int detect_nan)
+/* ---- accumulators: the sum of the exp terms -------------------------------------------------------------------- */
+#if FS_F64
+/* groups of vectors are summed as a tree, then added with TwoSum into (s, c): about eps relative error at any n */
+typedef struct { VD s, c; } FN(acc);
+FS_INL void FN(acc_add)(FN(acc) *a, VD v)
 {
-    VF ninf = FSFN(spf)(-__builtin_inff());
-    VF m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
+    VD t = a->s + v, sv = t - v, av = t - sv;
+    a->c += (a->s - sv) + (v - av);
+    a->s = t;
+}
+FS_INL void FN(acc_add_group)(FN(acc) *a, const V *e) { FN(acc_add)(a, (e[0] + e[1]) + (e[2] + e[3])); }
+FS_INL fs_dd FN(acc_total)(FN(acc) a, double scale)
+{
+    fs_dd r = {0.0, 0.0};
+    for (int j = 0; j < ND; j++) r = fs_dd_add1(r, a.s[j] * scale, a.c[j] * scale);
+    return r;
+}
+#else
+/* float terms widened to double lanes: n * 2^-53 relative error, nothing to compensate */
+typedef struct { VD lo, hi; } FN(acc);
+FS_INL void FN(acc_add)(FN(acc) *a, VF v)
+{
+    a->lo += CVT_LO_F(v);
+    a->hi += CVT_HI_F(v);
+}
+FS_INL void FN(acc_add_group)(FN(acc) *a, const V *e)
+{
+    a->lo += CVT_LO_F(e[0]) + CVT_LO_F(e[1]);
+    a->hi += CVT_HI_F(e[0]) + CVT_HI_F(e[1]);
+}
+FS_INL fs_dd FN(acc_total)(FN(acc) a, double scale)
+{
+    VD v = a.lo + a.hi;
+    double s = 0.0;
+    for (int j = 0; j < ND; j++) s += v[j];
+    fs_dd r = {s * scale, 0.0};
+    return r;
+}
+#endif
+
+/* ---- the reciprocal of the sum, applied with one rounding ---------------------------------------------------- */
+/* inv = ih + il: 1/sum as a pair in the working precision, and e * ih + e * il rounded once (FMA). Without FMA,
+   float32 goes through double instead (e * inv rounded once there, then to float). */
+typedef struct { V ih, il; VD d; } FN(inv);
+FS_INL FN(inv) FN(make_inv)(fs_dd sum)
+{
+    fs_dd r = fs_dd_inv(sum);
+    FN(inv) v;
+#if FS_F64
+    v.ih = FN(splat)(r.hi);
+    v.il = FN(splat)(r.lo);
+    v.d = v.ih;
+#else
+    double inv = r.hi + r.lo;
+    float h = (float)inv;
+    v.ih = FN(splat)(h);
+    v.il = FN(splat)((float)(inv - (double)h));
+    v.d = (VD){0} + inv;
+#endif
+    return v;
+}
+FS_INL V FN(mul_inv)(V e, FN(inv) inv)
+{
+#if FS_FMA || FS_F64
+    return VFMA(e, inv.ih, e * inv.il);
+#else
+    return PACK_D_F(CVT_LO_F(e) * inv.d, CVT_HI_F(e) * inv.d);
+#endif
+}
+
+/* ================================================================================================================
+ * 2. passes over one row
+ * ============================================================================================================== */
+
+/* max; VMAX(x, m) returns m when x is nan, so the accumulators never become nan. detect_nan: a nan anywhere makes
+   the result nan (the slices need that; whole rows find nan through their sum instead). */
+FS_INL T FN(max_t)(const T *x, ptrdiff_t n, int detect_nan)
+{
+    V ninf = FN(splat)(-(T)__builtin_inf());
+    V m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
     VI bad = (VI){0};
     ptrdiff_t i = 0;
-    for (; i + 4 * NF <= n; i += 4 * NF) {
-        VF a = FSFN(ldf)(x + i), b = FSFN(ldf)(x + i + NF);
-        VF c = FSFN(ldf)(x + i + 2 * NF), d = FSFN(ldf)(x + i + 3 * NF);
-        m0 = VMAX_F(a, m0); m1 = VMAX_F(b, m1); m2 = VMAX_F(c, m2); m3 = VMAX_F(d, m3);
-        if (detect_nan) bad |= (a != a) | (b != b) | (c != c) | (d != d);
+    for (; i + 4 * N <= n; i += 4 * N) {
+        V a = FN(load)(x + i), b = FN(load)(x + i + N), c = FN(load)(x + i + 2 * N), d = FN(load)(x + i + 3 * N);
+        m0 = VMAX(a, m0);
+        m1 = VMAX(b, m1);
+        m2 = VMAX(c, m2);
+        m3 = VMAX(d, m3);
+        if (detect_nan) bad |= (VI)((a != a) | (b != b) | (c != c) | (d != d));
     }
-    for (; i + NF <= n; i += NF) {
-        VF a = FSFN(ldf)(x + i);
-        m0 = VMAX_F(a, m0);
-        if (detect_nan) bad |= (a != a);
+    for (; i + N <= n; i += N) {
+        V a = FN(load)(x + i);
+        m0 = VMAX(a, m0);
+        if (detect_nan) bad |= (VI)(a != a);
     }
     if (i < n) {
-        VF a = FSFN(ldf_part)(x + i, n - i, -__builtin_inff());
-        m1 = VMAX_F(a, m1);
-        if (detect_nan) bad |= (a != a);
+        V a = FN(load_part)(x + i, n - i, -(T)__builtin_inf());
+        m1 = VMAX(a, m1);
+        if (detect_nan) bad |= (VI)(a != a);
     }
-    m0 = VMAX_F(VMAX_F(m0, m1), VMAX_F(m2, m3));
-    float m = m0[0];
-    for (int k = 1; k < NF; k++) m = m0[k] > m ? m0[k] : m;
+    T m = FN(hmax)(VMAX(VMAX(m0, m1), VMAX(m2, m3)));
     if (detect_nan) {
         int any = 0;
-        for (int k = 0; k < NF; k++) any |= bad[k];
-        if (any) return __builtin_nanf("");
+        for (int k = 0; k < N; k++) any |= bad[k] != 0;
+        if (any) return (T)__builtin_nan("");
     }
     return m;
 }
-static FS_T float FSFN(max_f32)(const float *x, ptrdiff_t n, int detect_nan)
-{
-    return detect_nan ? FSFN(max_f32_t)(x, n, 1) : FSFN(max_f32_t)(x, n, 0);
-}
 
-FS_INL double FSFN(max_f64_t)(const double *x, ptrdiff_t n, int detect_nan)
+/* Sum of exp((x - m) / T). store: also write each term into y (softmax: plain sum, its relative accuracy is all
+   softmax needs). Otherwise (the log paths) the entries equal to m are counted instead of added and the others
+   biased, so that count + others is an exact double-double and log1p(others) keeps full accuracy. */
+FS_INL fs_dd FN(expsum_t)(const T *x, T *y, ptrdiff_t n, T m, int store, const fs_temp *tp, int tempered)
 {
-    VD ninf = FSFN(spd)(-__builtin_inf());
-    VD m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
-    VL bad = (VL){0};
+    V negm = FN(splat)(-m), zero = FN(splat)(0), it, eit;
+    FN(temp)(tp, &it, &eit);
+    FN(acc) acc = {{0}, {0}};
+    VI count = (VI){0};
     ptrdiff_t i = 0;
-    for (; i + 4 * ND <= n; i += 4 * ND) {
-        VD a = FSFN(ldd)(x + i), b = FSFN(ldd)(x + i + ND);
-        VD c = FSFN(ldd)(x + i + 2 * ND), d = FSFN(ldd)(x + i + 3 * ND);
-        m0 = VMAX_D(a, m0); m1 = VMAX_D(b, m1); m2 = VMAX_D(c, m2); m3 = VMAX_D(d, m3);
-        if (detect_nan) bad |= (a != a) | (b != b) | (c != c) | (d != d);
-    }
-    for (; i + ND <= n; i += ND) {
-        VD a = FSFN(ldd)(x + i);
-        m0 = VMAX_D(a, m0);
-        if (detect_nan) bad |= (a != a);
-    }
-    if (i < n) {
-        VD a = FSFN(ldd_part)(x + i, n - i, -__builtin_inf());
-        m1 = VMAX_D(a, m1);
-        if (detect_nan) bad |= (a != a);
-    }
-    m0 = VMAX_D(VMAX_D(m0, m1), VMAX_D(m2, m3));
-    double m = m0[0];
-    for (int k = 1; k < ND; k++) m = m0[k] > m ? m0[k] : m;
-    if (detect_nan) {
-        long long any = 0;
-        for (int k = 0; k < ND; k++) any |= bad[k];
-        if (any) return __builtin_nan("");
-    }
-    return m;
-}
-static FS_T double FSFN(max_f64)(const double *x, ptrdiff_t n, int detect_nan)
-{
-    return detect_nan ? FSFN(max_f64_t)(x, n, 1) : FSFN(max_f64_t)(x, n, 0);
-}
-
-/* ------------------------------------------------------------------ */
-/* row pass 2: sum of exp(x - m).                                       */
-/* y != NULL (softmax): store e, plain sum (its relative accuracy is    */
-/* all softmax needs).  y == NULL (log paths): entries equal to m are   */
-/* counted instead of added, so the result count + others is an exact   */
-/* double-double and log1p(others) keeps full accuracy for peaked rows. */
-/* f32: every e is widened and summed in double lanes (float partial    */
-/* sums would cost ~1 ulp on the result).                               */
-/* ------------------------------------------------------------------ */
-FS_INL fs_dd FSFN(expsum_f32_t)(const float *x, float *y, ptrdiff_t n, float m, int store,
-                                 const fs_temp *tp, int tempered)
-{
-    VF negm = FSFN(spf)(-m), zero = FSFN(spf)(0.0f), h0, h1, it, eit;
-    FSFN(temp_f)(tp, &it, &eit);
-    VD a0 = (VD){0}, a1 = (VD){0};
-    VI cnt = (VI){0};
-    ptrdiff_t i = 0;
-    for (; i + 2 * NF <= n; i += 2 * NF) {
-        /* the next row (or block) while this one computes: its first pass is a cheap max that would wait on
-           memory; prefetching past the end of the array is harmless */
+    for (; i + U * N <= n; i += U * N) {
+        /* the next row (or block) while this one computes: its first pass is a max that would wait on memory;
+           prefetching past the end of the array is harmless */
         __builtin_prefetch(x + n + i);
         if (store) __builtin_prefetch(y + n + i, 1);
-        VF e0 = FSFN(exp_core_f)(FSFN(ldf)(x + i), negm, it, eit, tempered, !store, &h0);
-        VF e1 = FSFN(exp_core_f)(FSFN(ldf)(x + i + NF), negm, it, eit, tempered, !store, &h1);
-        if (store) {
-            FSFN(stf)(y + i, e0); FSFN(stf)(y + i + NF, e1);
-        } else {
-            VI z0 = h0 == zero, z1 = h1 == zero;
-            e0 = (VF)((VI)e0 & ~z0); e1 = (VF)((VI)e1 & ~z1);
-            cnt += z0 + z1;
+        V e[U], d[U];
+        for (int u = 0; u < U; u++) e[u] = FN(exp_core)(FN(load)(x + i + u * N), negm, it, eit, tempered, !store,
+                                                        &d[u]);
+        for (int u = 0; u < U; u++) {
+            if (store) {
+                FN(store)(y + i + u * N, e[u]);
+            } else {
+                VI at_max = (VI)(d[u] == zero);
+                e[u] = (V)((VI)e[u] & ~at_max);
+                count += at_max;
+            }
         }
-        /* two accumulators only: four spill one to the stack (16 ymm regs) */
-        a0 += CVT_LO_F(e0) + CVT_LO_F(e1);
-        a1 += CVT_HI_F(e0) + CVT_HI_F(e1);
+        FN(acc_add_group)(&acc, e);
     }
-    for (; i < n; i += NF) {
-        ptrdiff_t k = n - i < NF ? n - i : NF;
-        VF xv = k == NF ? FSFN(ldf)(x + i) : FSFN(ldf_part)(x + i, k, -__builtin_inff());
-        VF e0 = FSFN(exp_core_f)(xv, negm, it, eit, tempered, !store, &h0);
+    for (; i < n; i += N) {
+        ptrdiff_t k = n - i < N ? n - i : N;
+        V xv = k == N ? FN(load)(x + i) : FN(load_part)(x + i, k, -(T)__builtin_inf()), d;
+        V e = FN(exp_core)(xv, negm, it, eit, tempered, !store, &d);
         if (store) {
-            if (k == NF) FSFN(stf)(y + i, e0); else FSFN(stf_part)(y + i, e0, k);
+            if (k == N) FN(store)(y + i, e); else FN(store_part)(y + i, e, k);
         } else {
-            VI z0 = h0 == zero;
-            e0 = (VF)((VI)e0 & ~z0);
-            cnt += z0;
+            VI at_max = (VI)(d == zero);
+            e = (V)((VI)e & ~at_max);
+            count += at_max;
         }
-        a0 += CVT_LO_F(e0); a1 += CVT_HI_F(e0);
+        FN(acc_add)(&acc, e);
     }
-    VD a = a0 + a1;
-    double s = 0.0;
-    for (int k = 0; k < ND; k++) s += a[k];
-    fs_dd r = {s, 0.0};
+    fs_dd r = FN(acc_total)(acc, store ? 1.0 : UNBIAS);
     if (!store) {
         long long c = 0;
-        for (int k = 0; k < NF; k++) c -= cnt[k];
-        r = fs_two_sum((double)c, s * FS_UNBIAS_F);
+        for (int k = 0; k < N; k++) c -= (long long)count[k];
+        r = fs_dd_add1((fs_dd){(double)c, 0.0}, r.hi, r.lo);
     }
     return r;
 }
-static FS_T fs_dd FSFN(expsum_f32)(const float *x, float *y, ptrdiff_t n, float m, const fs_temp *tp)
-{
-    if (tp)
-        return y ? FSFN(expsum_f32_t)(x, y, n, m, 1, tp, 1) : FSFN(expsum_f32_t)(x, y, n, m, 0, tp, 1);
-    return y ? FSFN(expsum_f32_t)(x, y, n, m, 1, tp, 0) : FSFN(expsum_f32_t)(x, y, n, m, 0, tp, 0);
-}
 
-/* f64: groups of 4 vectors are summed as a tree, then added with TwoSum
-   into a compensated accumulator: about eps relative error at any n. */
-FS_INL fs_dd FSFN(expsum_f64_t)(const double *x, double *y, ptrdiff_t n, double m, int store,
-                                 const fs_temp *tp, int tempered)
+/* y *= 1/sum */
+FS_INL void FN(scale_t)(T *y, ptrdiff_t n, FN(inv) inv)
 {
-    VD negm = FSFN(spd)(-m), zero = FSFN(spd)(0.0), h0, h1, h2, h3, it, eit;
-    FSFN(temp_d)(tp, &it, &eit);
-    VD s = (VD){0}, c = (VD){0};
-    VL cnt = (VL){0};
     ptrdiff_t i = 0;
-    for (; i + 4 * ND <= n; i += 4 * ND) {
-        __builtin_prefetch(x + n + i);          /* the next row or block, as in expsum_f32 */
-        __builtin_prefetch(x + n + i + 8);
-        if (store) __builtin_prefetch(y + n + i, 1), __builtin_prefetch(y + n + i + 8, 1);
-        VD e0 = FSFN(exp_core_d)(FSFN(ldd)(x + i), negm, it, eit, tempered, !store, &h0);
-        VD e1 = FSFN(exp_core_d)(FSFN(ldd)(x + i + ND), negm, it, eit, tempered, !store, &h1);
-        VD e2 = FSFN(exp_core_d)(FSFN(ldd)(x + i + 2 * ND), negm, it, eit, tempered, !store, &h2);
-        VD e3 = FSFN(exp_core_d)(FSFN(ldd)(x + i + 3 * ND), negm, it, eit, tempered, !store, &h3);
-        if (store) {
-            FSFN(std)(y + i, e0); FSFN(std)(y + i + ND, e1);
-            FSFN(std)(y + i + 2 * ND, e2); FSFN(std)(y + i + 3 * ND, e3);
-        } else {
-            VL z0 = h0 == zero, z1 = h1 == zero, z2 = h2 == zero, z3 = h3 == zero;
-            e0 = (VD)((VL)e0 & ~z0); e1 = (VD)((VL)e1 & ~z1);
-            e2 = (VD)((VL)e2 & ~z2); e3 = (VD)((VL)e3 & ~z3);
-            cnt += (z0 + z1) + (z2 + z3);
-        }
-        FSFN(acc2_d)(&s, &c, (e0 + e1) + (e2 + e3));
-    }
-    for (; i < n; i += ND) {
-        ptrdiff_t k = n - i < ND ? n - i : ND;
-        VD xv = k == ND ? FSFN(ldd)(x + i) : FSFN(ldd_part)(x + i, k, -__builtin_inf());
-        VD e0 = FSFN(exp_core_d)(xv, negm, it, eit, tempered, !store, &h0);
-        if (store) {
-            if (k == ND) FSFN(std)(y + i, e0); else FSFN(std_part)(y + i, e0, k);
-        } else {
-            VL z0 = h0 == zero;
-            e0 = (VD)((VL)e0 & ~z0);
-            cnt += z0;
-        }
-        FSFN(acc2_d)(&s, &c, e0);
-    }
-    fs_dd r = {0.0, 0.0};
-    if (!store) {
-        long long k = 0;
-        for (int j = 0; j < ND; j++) k -= cnt[j];
-        r.hi = (double)k;
-    }
-    double unbias = store ? 1.0 : FS_UNBIAS_D;
-    for (int j = 0; j < ND; j++) r = fs_dd_add1(r, s[j] * unbias, c[j] * unbias);
-    return r;
-}
-static FS_T fs_dd FSFN(expsum_f64)(const double *x, double *y, ptrdiff_t n, double m, const fs_temp *tp)
-{
-    if (tp)
-        return y ? FSFN(expsum_f64_t)(x, y, n, m, 1, tp, 1) : FSFN(expsum_f64_t)(x, y, n, m, 0, tp, 1);
-    return y ? FSFN(expsum_f64_t)(x, y, n, m, 1, tp, 0) : FSFN(expsum_f64_t)(x, y, n, m, 0, tp, 0);
+    for (; i + 4 * N <= n; i += 4 * N)
+        for (int u = 0; u < 4; u++) FN(store)(y + i + u * N, FN(mul_inv)(FN(load)(y + i + u * N), inv));
+    for (; i + N <= n; i += N) FN(store)(y + i, FN(mul_inv)(FN(load)(y + i), inv));
+    if (i < n) FN(store_part)(y + i, FN(mul_inv)(FN(load_part)(y + i, n - i, 0), inv), n - i);
 }
 
-/* ------------------------------------------------------------------ */
-/* row pass 3                                                           */
-/* ------------------------------------------------------------------ */
-/* y *= 1/sum with a single rounding: inv = ih + il (float pair of the  */
-/* double reciprocal) through FMA, or a trip through double without it. */
-FS_INL VF FSFN(mul_inv_f)(VF e, VF ih, VF il, VD invd)
+/* y = exp((x - m) / T) / sum straight from x: the second pass of a row too long for the cache (read twice, y
+   written once rather than stored, re-read and rewritten). */
+FS_INL void FN(expscale_t)(const T *x, T *y, ptrdiff_t n, T m, FN(inv) inv, const fs_temp *tp, int tempered)
 {
-#if FS_FMA
-    (void)invd;
-    return VFMA_F(e, ih, e * il);
+    V negm = FN(splat)(-m), it, eit, d;
+    FN(temp)(tp, &it, &eit);
+    ptrdiff_t i = 0;
+    for (; i + U * N <= n; i += U * N)
+        for (int u = 0; u < U; u++)
+            FN(store)(y + i + u * N, FN(mul_inv)(FN(exp_core)(FN(load)(x + i + u * N), negm, it, eit, tempered, 0, &d),
+                                                 inv));
+    for (; i < n; i += N) {
+        ptrdiff_t k = n - i < N ? n - i : N;
+        V e = FN(exp_core)(FN(load_part)(x + i, k, -(T)__builtin_inf()), negm, it, eit, tempered, 0, &d);
+        FN(store_part)(y + i, FN(mul_inv)(e, inv), k);
+    }
+}
+
+/* log_softmax: y = (x - m) / T - L. Both terms are <= 0, so nothing cancels: error <= 0.5 ulp(x - m) + err(L) +
+   the final rounding. */
+FS_INL void FN(sub_t)(const T *x, T *y, ptrdiff_t n, T m, T L, const fs_temp *tp, int tempered)
+{
+    V vm = FN(splat)(m), vl = FN(splat)(L), it, eit;
+    FN(temp)(tp, &it, &eit);
+#define FS_SHIFT(xv) (tempered ? FN(scale_shift)((xv) - vm, it, eit) : (xv) - vm)
+    ptrdiff_t i = 0;
+    for (; i + 4 * N <= n; i += 4 * N)
+        for (int u = 0; u < 4; u++) FN(store)(y + i + u * N, FS_SHIFT(FN(load)(x + i + u * N)) - vl);
+    for (; i + N <= n; i += N) FN(store)(y + i, FS_SHIFT(FN(load)(x + i)) - vl);
+    if (i < n) FN(store_part)(y + i, FS_SHIFT(FN(load_part)(x + i, n - i, 0)) - vl, n - i);
+#undef FS_SHIFT
+}
+
+static FS_T void FN(fill_nan)(T *y, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++) y[i] = (T)__builtin_nan("");
+}
+static FS_T int FN(has_nan)(const T *x, ptrdiff_t n, ptrdiff_t stride)
+{
+    for (ptrdiff_t i = 0; i < n; i++)
+        if (x[i * stride] != x[i * stride]) return 1;
+    return 0;
+}
+
+/* ================================================================================================================
+ * 3. rows, columns, slices
+ * ============================================================================================================== */
+
+/* One row, all passes inlined: per-row overhead is a few branches, no calls (rows of 128 elements are ~0.1 us). */
+FS_INL void FN(row_t)(int mode, const T *x, T *y, ptrdiff_t n, const fs_temp *tp, int tempered)
+{
+    T m = FN(max_t)(x, n, 0);
+    if (mode == FS_SOFTMAX) {
+        if (!(m - m == 0)) { FN(fill_nan)(y, n); return; }          /* +inf, or all -inf / nan */
+        fs_dd s = FN(expsum_t)(x, y, n, m, 1, tp, tempered);
+        if (s.hi != s.hi) { FN(fill_nan)(y, n); return; }
+        FN(scale_t)(y, n, FN(make_inv)(s));
+        return;
+    }
+    if (!(m - m == 0)) {
+        if (mode == FS_LOGSUMEXP) *y = FN(has_nan)(x, n, 1) ? (T)__builtin_nan("") : m;
+        else if (m > 0 && !FN(has_nan)(x, n, 1)) FN(sub_t)(x, y, n, m, 0, tp, tempered);  /* (x - inf) - 0 */
+        else FN(fill_nan)(y, n);
+        return;
+    }
+    fs_dd s = FN(expsum_t)(x, NULL, n, m, 0, tp, tempered);
+    if (s.hi != s.hi) {
+        if (mode == FS_LOGSUMEXP) *y = s.hi; else FN(fill_nan)(y, n);
+        return;
+    }
+    if (mode == FS_LOGSUMEXP) {
+        *y = (T)((double)m + fs_log_sum(s));   /* float64: ~ulp(m) when the result cancels against a negative m */
+        return;
+    }
+    FN(sub_t)(x, y, n, m, (T)fs_log_sum(s), tp, tempered);
+}
+
+FS_INL void FN(rows_t)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_t n, const fs_temp *tp, int tempered)
+{
+    ptrdiff_t out = mode == FS_LOGSUMEXP ? 1 : n;
+    if (mode == FS_SOFTMAX)
+        for (ptrdiff_t r = 0; r < rows; r++) FN(row_t)(FS_SOFTMAX, x + r * n, y + r * out, n, tp, tempered);
+    else if (mode == FS_LOG_SOFTMAX)
+        for (ptrdiff_t r = 0; r < rows; r++) FN(row_t)(FS_LOG_SOFTMAX, x + r * n, y + r * out, n, tp, tempered);
+    else
+        for (ptrdiff_t r = 0; r < rows; r++) FN(row_t)(FS_LOGSUMEXP, x + r * n, y + r * out, n, tp, tempered);
+}
+static FS_T void FN(rows)(int mode, const void *x, void *y, ptrdiff_t rows, ptrdiff_t n, const fs_temp *tp)
+{
+    if (tp) FN(rows_t)(mode, x, y, rows, n, tp, 1); else FN(rows_t)(mode, x, y, rows, n, NULL, 0);
+}
+
+/* Columns. The (n, width) block, rows ld elements apart, is processed in column tiles of FS_TILE so that the
+   per-column state (max, sum, reciprocal or log) lives in small stack arrays; each pass streams the tile row by
+   row, vectorised across columns. The log modes count the entries equal to the column max, as the rows do. Special
+   columns are encoded in the per-column factor (nan reciprocal, nan or 0 log), so pass 3 needs no branches. */
+#define FS_TILE 128                   /* measured fastest on 2000x2000 float32; a multiple of every N */
+
+/* column sums: double lanes for float32 terms, TwoSum (s, c) pairs for float64 ones */
+FS_INL void FN(col_acc_add)(double *sb, double *cb, ptrdiff_t j, V e)
+{
+#if FS_F64
+    FN(acc) a = {FN(load)(sb + j), FN(load)(cb + j)};
+    FN(acc_add)(&a, e);
+    FN(store)(sb + j, a.s);
+    FN(store)(cb + j, a.c);
 #else
-    (void)ih; (void)il;
-    return PACK_D_F(CVT_LO_F(e) * invd, CVT_HI_F(e) * invd);
+    (void)cb;
+    VD lo, hi;
+    __builtin_memcpy(&lo, sb + j, sizeof lo);
+    __builtin_memcpy(&hi, sb + j + ND, sizeof hi);
+    lo += CVT_LO_F(e);
+    hi += CVT_HI_F(e);
+    __builtin_memcpy(sb + j, &lo, sizeof lo);
+    __builtin_memcpy(sb + j + ND, &hi, sizeof hi);
 #endif
 }
-static FS_T void FSFN(scale_f32)(float *y, ptrdiff_t n, double inv)
-{
-    float ihs = (float)inv;
-    VF ih = FSFN(spf)(ihs), il = FSFN(spf)((float)(inv - (double)ihs));
-    VD invd = FSFN(spd)(inv);
-    ptrdiff_t i = 0;
-    for (; i + 4 * NF <= n; i += 4 * NF) {
-        for (int u = 0; u < 4; u++)
-            FSFN(stf)(y + i + u * NF, FSFN(mul_inv_f)(FSFN(ldf)(y + i + u * NF), ih, il, invd));
-    }
-    for (; i + NF <= n; i += NF)
-        FSFN(stf)(y + i, FSFN(mul_inv_f)(FSFN(ldf)(y + i), ih, il, invd));
-    if (i < n) {
-        VF e = FSFN(ldf_part)(y + i, n - i, 0.0f);
-        FSFN(stf_part)(y + i, FSFN(mul_inv_f)(e, ih, il, invd), n - i);
-    }
-}
 
-/* f64: inv = ih + il is a double-double reciprocal; e*ih + e*il with   */
-/* one final rounding (FMA) is nearly the correctly rounded e/sum.      */
-FS_INL VD FSFN(mul_inv_d)(VD e, VD ih, VD il) { return VFMA_D(e, ih, e * il); }
-static FS_T void FSFN(scale_f64)(double *y, ptrdiff_t n, fs_dd inv)
+FS_INL void FN(cols_t)(int mode, const T *x, T *y, ptrdiff_t n, ptrdiff_t width, ptrdiff_t ld, const fs_temp *tp,
+                       int tempered)
 {
-    VD ih = FSFN(spd)(inv.hi), il = FSFN(spd)(inv.lo);
-    ptrdiff_t i = 0;
-    for (; i + 4 * ND <= n; i += 4 * ND) {
-        for (int u = 0; u < 4; u++)
-            FSFN(std)(y + i + u * ND, FSFN(mul_inv_d)(FSFN(ldd)(y + i + u * ND), ih, il));
-    }
-    for (; i + ND <= n; i += ND)
-        FSFN(std)(y + i, FSFN(mul_inv_d)(FSFN(ldd)(y + i), ih, il));
-    if (i < n) {
-        VD e = FSFN(ldd_part)(y + i, n - i, 0.0);
-        FSFN(std_part)(y + i, FSFN(mul_inv_d)(e, ih, il), n - i);
-    }
-}
-
-/* Second pass over a row too large for the cache: y = exp(x - m) * inv  */
-/* straight from x, so the row is read twice and y written once, rather  */
-/* than y being stored, re-read and rewritten by scale_*.               */
-FS_INL void FSFN(expscale_f32_t)(const float *x, float *y, ptrdiff_t n, float m, double inv, const fs_temp *tp,
-                                  int tempered)
-{
-    float ihs = (float)inv;
-    VF ih = FSFN(spf)(ihs), il = FSFN(spf)((float)(inv - (double)ihs)), negm = FSFN(spf)(-m), h, it, eit;
-    FSFN(temp_f)(tp, &it, &eit);
-    VD invd = FSFN(spd)(inv);
-    ptrdiff_t i = 0;
-    for (; i + 2 * NF <= n; i += 2 * NF) {
-        VF e0 = FSFN(exp_core_f)(FSFN(ldf)(x + i), negm, it, eit, tempered, 0, &h);
-        VF e1 = FSFN(exp_core_f)(FSFN(ldf)(x + i + NF), negm, it, eit, tempered, 0, &h);
-        FSFN(stf)(y + i, FSFN(mul_inv_f)(e0, ih, il, invd));
-        FSFN(stf)(y + i + NF, FSFN(mul_inv_f)(e1, ih, il, invd));
-    }
-    for (; i < n; i += NF) {
-        ptrdiff_t k = n - i < NF ? n - i : NF;
-        VF e = FSFN(exp_core_f)(FSFN(ldf_part)(x + i, k, -__builtin_inff()), negm, it, eit, tempered, 0, &h);
-        FSFN(stf_part)(y + i, FSFN(mul_inv_f)(e, ih, il, invd), k);
-    }
-}
-FS_INL void FSFN(expscale_f64_t)(const double *x, double *y, ptrdiff_t n, double m, fs_dd inv, const fs_temp *tp,
-                                  int tempered)
-{
-    VD ih = FSFN(spd)(inv.hi), il = FSFN(spd)(inv.lo), negm = FSFN(spd)(-m), h, it, eit;
-    FSFN(temp_d)(tp, &it, &eit);
-    ptrdiff_t i = 0;
-    for (; i + 2 * ND <= n; i += 2 * ND) {
-        VD e0 = FSFN(exp_core_d)(FSFN(ldd)(x + i), negm, it, eit, tempered, 0, &h);
-        VD e1 = FSFN(exp_core_d)(FSFN(ldd)(x + i + ND), negm, it, eit, tempered, 0, &h);
-        FSFN(std)(y + i, FSFN(mul_inv_d)(e0, ih, il));
-        FSFN(std)(y + i + ND, FSFN(mul_inv_d)(e1, ih, il));
-    }
-    for (; i < n; i += ND) {
-        ptrdiff_t k = n - i < ND ? n - i : ND;
-        VD e = FSFN(exp_core_d)(FSFN(ldd_part)(x + i, k, -__builtin_inf()), negm, it, eit, tempered, 0, &h);
-        FSFN(std_part)(y + i, FSFN(mul_inv_d)(e, ih, il), k);
-    }
-}
-
-static FS_T void FSFN(expscale_f32)(const float *x, float *y, ptrdiff_t n, float m, double inv, const fs_temp *tp)
-{
-    if (tp) FSFN(expscale_f32_t)(x, y, n, m, inv, tp, 1); else FSFN(expscale_f32_t)(x, y, n, m, inv, tp, 0);
-}
-static FS_T void FSFN(expscale_f64)(const double *x, double *y, ptrdiff_t n, double m, fs_dd inv, const fs_temp *tp)
-{
-    if (tp) FSFN(expscale_f64_t)(x, y, n, m, inv, tp, 1); else FSFN(expscale_f64_t)(x, y, n, m, inv, tp, 0);
-}
-
-/* log_softmax: y = (x - m) - L.  Both terms are <= 0 so nothing cancels;
-   error <= 0.5 ulp(x - m) + err(L) + final rounding. */
-/* d = x - m, scaled by 1/T when tempered */
-#define FS_SHIFT_f32(xv) (tempered ? FSFN(scale_d_f)((xv) - vm, it, eit) : (xv) - vm)
-FS_INL void FSFN(sub_f32_t)(const float *x, float *y, ptrdiff_t n, float m, float L, const fs_temp *tp, int tempered)
-{
-    VF vm = FSFN(spf)(m), vl = FSFN(spf)(L), it, eit;
-    FSFN(temp_f)(tp, &it, &eit);
-    ptrdiff_t i = 0;
-    for (; i + 4 * NF <= n; i += 4 * NF) {
-        for (int u = 0; u < 4; u++)
-            FSFN(stf)(y + i + u * NF, FS_SHIFT_f32(FSFN(ldf)(x + i + u * NF)) - vl);
-    }
-    for (; i + NF <= n; i += NF)
-        FSFN(stf)(y + i, FS_SHIFT_f32(FSFN(ldf)(x + i)) - vl);
-    if (i < n)
-        FSFN(stf_part)(y + i, FS_SHIFT_f32(FSFN(ldf_part)(x + i, n - i, 0.0f)) - vl, n - i);
-}
-#undef FS_SHIFT_f32
-static FS_T void FSFN(sub_f32)(const float *x, float *y, ptrdiff_t n, float m, float L, const fs_temp *tp)
-{
-    if (tp) FSFN(sub_f32_t)(x, y, n, m, L, tp, 1); else FSFN(sub_f32_t)(x, y, n, m, L, tp, 0);
-}
-/* d = x - m, scaled by 1/T when tempered */
-#define FS_SHIFT_f64(xv) (tempered ? FSFN(scale_d_d)((xv) - vm, it, eit) : (xv) - vm)
-FS_INL void FSFN(sub_f64_t)(const double *x, double *y, ptrdiff_t n, double m, double L, const fs_temp *tp, int tempered)
-{
-    VD vm = FSFN(spd)(m), vl = FSFN(spd)(L), it, eit;
-    FSFN(temp_d)(tp, &it, &eit);
-    ptrdiff_t i = 0;
-    for (; i + 4 * ND <= n; i += 4 * ND) {
-        for (int u = 0; u < 4; u++)
-            FSFN(std)(y + i + u * ND, FS_SHIFT_f64(FSFN(ldd)(x + i + u * ND)) - vl);
-    }
-    for (; i + ND <= n; i += ND)
-        FSFN(std)(y + i, FS_SHIFT_f64(FSFN(ldd)(x + i)) - vl);
-    if (i < n)
-        FSFN(std_part)(y + i, FS_SHIFT_f64(FSFN(ldd_part)(x + i, n - i, 0.0)) - vl, n - i);
-}
-#undef FS_SHIFT_f64
-static FS_T void FSFN(sub_f64)(const double *x, double *y, ptrdiff_t n, double m, double L, const fs_temp *tp)
-{
-    if (tp) FSFN(sub_f64_t)(x, y, n, m, L, tp, 1); else FSFN(sub_f64_t)(x, y, n, m, L, tp, 0);
-}
-
-/* ------------------------------------------------------------------ */
-/* columns.  The (n, inner) block, rows ld elements apart, is processed */
-/* in column tiles of TW so that the per-column state (max, sum,        */
-/* reciprocal or log) lives in small stack arrays; each pass streams    */
-/* the tile row by row, vectorised across columns.  float32 terms are   */
-/* summed in double (n * 2^-53 relative error), float64 ones with a     */
-/* per-element TwoSum.  The log modes also count the entries equal to   */
-/* the column max (as the rows do), else the tiny "others" of a peaked  */
-/* column would drown in the sum.  Special columns are encoded in the   */
-/* per-column factor (nan reciprocal / nan or 0 log), so pass 3 needs   */
-/* no branches.                                                         */
-/* ------------------------------------------------------------------ */
-#define FS_TWF 128   /* f32 tile width (multiple of 8); 128 measured fastest on 2000x2000 */
-#define FS_TWD 128   /* f64 tile width (multiple of 4) */
-
-FS_INL void FSFN(cols_f32_t)(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, int mode,
-                               const fs_temp *tp, int tempered)
-{
-    VF it, eit;
-    FSFN(temp_f)(tp, &it, &eit);
-    float mb[FS_TWF] __attribute__((aligned(32)));
-    double sb[FS_TWF] __attribute__((aligned(32)));
-    float fa[FS_TWF] __attribute__((aligned(32))), fb[FS_TWF] __attribute__((aligned(32)));
-    double db[FS_TWF] __attribute__((aligned(32)));
-    int32_t kb[FS_TWF] __attribute__((aligned(32)));
-    VF h;
-    for (ptrdiff_t j0 = 0; j0 < inner; j0 += FS_TWF) {
-        ptrdiff_t w = inner - j0 < FS_TWF ? inner - j0 : FS_TWF;
-        ptrdiff_t wv = (w + NF - 1) / NF * NF;   /* padded tile width */
-        ptrdiff_t wf = w / NF * NF;              /* full-vector part */
-        for (ptrdiff_t j = 0; j < wv; j++) { mb[j] = -__builtin_inff(); sb[j] = 0.0; kb[j] = 0; }
+    V it, eit, d;
+    FN(temp)(tp, &it, &eit);
+    T mb[FS_TILE] __attribute__((aligned(64)));
+    double sb[FS_TILE] __attribute__((aligned(64))), cb[FS_TILE] __attribute__((aligned(64)));
+    T fa[FS_TILE] __attribute__((aligned(64))), fb[FS_TILE] __attribute__((aligned(64)));
+#if !FS_F64 && !FS_FMA
+    double db[FS_TILE] __attribute__((aligned(64)));   /* float32 without FMA: 1/sum applied in double */
+#endif
+    long long kb[FS_TILE];
+    for (ptrdiff_t j0 = 0; j0 < width; j0 += FS_TILE) {
+        ptrdiff_t w = width - j0 < FS_TILE ? width - j0 : FS_TILE;
+        ptrdiff_t wv = (w + N - 1) / N * N;   /* padded tile width */
+        ptrdiff_t wf = w / N * N;             /* full-vector part */
+        for (ptrdiff_t j = 0; j < wv; j++) { mb[j] = -(T)__builtin_inf(); sb[j] = cb[j] = 0.0; kb[j] = 0; }
         /* pass 1: column max */
         for (ptrdiff_t i = 0; i < n; i++) {
-            const float *xr = x + i * ld + j0;
+            const T *xr = x + i * ld + j0;
             ptrdiff_t j = 0;
-            for (; j < wf; j += NF)
-                FSFN(stf)(mb + j, VMAX_F(FSFN(ldf)(xr + j), FSFN(ldf)(mb + j)));
-            if (j < w)
-                FSFN(stf)(mb + j, VMAX_F(FSFN(ldf_part)(xr + j, w - j, -__builtin_inff()), FSFN(ldf)(mb + j)));
+            for (; j < wf; j += N) FN(store)(mb + j, VMAX(FN(load)(xr + j), FN(load)(mb + j)));
+            if (j < w) FN(store)(mb + j, VMAX(FN(load_part)(xr + j, w - j, -(T)__builtin_inf()), FN(load)(mb + j)));
         }
-        /* pass 2: exp, (store), compensated column sums */
+        /* pass 2: exp, (store), column sums */
         for (ptrdiff_t i = 0; i < n; i++) {
-            const float *xr = x + i * ld + j0;
-            float *yr = y + i * ld + j0;
-            for (ptrdiff_t j = 0; j < wv; j += NF) {
+            const T *xr = x + i * ld + j0;
+            T *yr = y + i * ld + j0;
+            for (ptrdiff_t j = 0; j < wv; j += N) {
                 int full = j < wf;
-                VF xv = full ? FSFN(ldf)(xr + j) : FSFN(ldf_part)(xr + j, w - j, -__builtin_inff());
-                VF e = FSFN(exp_core_f)(xv, -FSFN(ldf)(mb + j), it, eit, tempered, mode != 0, &h);
-                if (mode == 0) {
-                    if (full) FSFN(stf)(yr + j, e); else FSFN(stf_part)(yr + j, e, w - j);
-                } else {   /* log modes: count x == max, as the row kernels do */
-                    VI z = h == FSFN(spf)(0.0f), k;
-                    e = (VF)((VI)e & ~z);
-                    __builtin_memcpy(&k, kb + j, sizeof k);
-                    k -= z;
-                    __builtin_memcpy(kb + j, &k, sizeof k);
+                V xv = full ? FN(load)(xr + j) : FN(load_part)(xr + j, w - j, -(T)__builtin_inf());
+                V e = FN(exp_core)(xv, -FN(load)(mb + j), it, eit, tempered, mode != FS_SOFTMAX, &d);
+                if (mode == FS_SOFTMAX) {
+                    if (full) FN(store)(yr + j, e); else FN(store_part)(yr + j, e, w - j);
+                } else {
+                    VI at_max = (VI)(d == FN(splat)(0));
+                    e = (V)((VI)e & ~at_max);
+                    for (int k = 0; k < N; k++) kb[j + k] -= (long long)at_max[k];
                 }
-                /* float terms summed in double: n * 2^-53 relative, no compensation needed */
-                FSFN(std)(sb + j, FSFN(ldd)(sb + j) + CVT_LO_F(e));
-                FSFN(std)(sb + j + ND, FSFN(ldd)(sb + j + ND) + CVT_HI_F(e));
+                FN(col_acc_add)(sb, cb, j, e);
             }
         }
-        /* per-column finish (scalar, O(inner)); padded lanes get harmless 0 */
-        for (ptrdiff_t j = w; j < wv; j++) { fa[j] = 0.0f; fb[j] = 0.0f; db[j] = 0.0; }
+        /* per-column finish (scalar, O(width)); padded lanes get harmless values */
+        for (ptrdiff_t j = w; j < wv; j++) {
+            fa[j] = fb[j] = 0;
+#if !FS_F64 && !FS_FMA
+            db[j] = 0.0;
+#endif
+        }
         for (ptrdiff_t j = 0; j < w; j++) {
-            fs_dd s = {mode ? sb[j] * FS_UNBIAS_F : sb[j], 0.0};
-            if (mode != 0) s = fs_dd_add1((fs_dd){(double)kb[j], 0.0}, s.hi, s.lo);
-            int special = fs_col_special_f32(x + j0 + j, ld, n, mb[j], s.hi);
-            if (mode == 0) {
-                double inv = special ? __builtin_nan("") : 1.0 / (s.hi + s.lo);
-                float ih = (float)inv;
-                fa[j] = ih; fb[j] = (float)(inv - (double)ih); db[j] = inv;
-            } else if (mode == 1) {
-                fa[j] = (float)fs_col_log_f(special, mb[j], s);
+            double unbias = mode == FS_SOFTMAX ? 1.0 : UNBIAS;
+            fs_dd s = fs_fast_two_sum(sb[j] * unbias, cb[j] * unbias);
+            if (mode != FS_SOFTMAX) s = fs_dd_add1((fs_dd){(double)kb[j], 0.0}, s.hi, s.lo);
+            T m = mb[j];
+            int special = m - m == 0 ? (s.hi != s.hi ? FS_COL_NAN : FS_COL_OK)
+                          : FN(has_nan)(x + j0 + j, n, ld) ? FS_COL_NAN : m > 0 ? FS_COL_PINF : FS_COL_NINF;
+            if (mode == FS_SOFTMAX) {
+                fs_dd inv = special ? (fs_dd){__builtin_nan(""), 0.0} : fs_dd_inv(s);
+#if FS_F64
+                fa[j] = inv.hi;
+                fb[j] = inv.lo;
+#else
+                double v = inv.hi + inv.lo;
+                fa[j] = (float)v;
+                fb[j] = (float)(v - (double)fa[j]);
+#if !FS_FMA
+                db[j] = v;
+#endif
+#endif
+            } else if (mode == FS_LOG_SOFTMAX) {
+                /* L for y = (x - m) - L; 0 for a +inf max makes that nan at +inf entries and -inf elsewhere */
+                fa[j] = special == FS_COL_OK ? (T)fs_log_sum(s) : special == FS_COL_PINF ? 0 : (T)__builtin_nan("");
             } else {
-                y[j0 + j] = fs_lse_special_f32(special, mb[j], s);
+                y[j0 + j] = special == FS_COL_OK ? (T)((double)m + fs_log_sum(s))
+                          : special == FS_COL_PINF ? (T)__builtin_inf()
+                          : special == FS_COL_NINF ? -(T)__builtin_inf() : (T)__builtin_nan("");
             }
         }
-        if (mode == 2) continue;
+        if (mode == FS_LOGSUMEXP) continue;
         /* pass 3 */
         for (ptrdiff_t i = 0; i < n; i++) {
-            const float *xr = x + i * ld + j0;
-            float *yr = y + i * ld + j0;
-            for (ptrdiff_t j = 0; j < wv; j += NF) {
+            const T *xr = x + i * ld + j0;
+            T *yr = y + i * ld + j0;
+            for (ptrdiff_t j = 0; j < wv; j += N) {
                 int full = j < wf;
-                VF v;
-                if (mode == 0) {
-                    VF e = full ? FSFN(ldf)(yr + j) : FSFN(ldf_part)(yr + j, w - j, 0.0f);
-#if FS_FMA
-                    v = FSFN(mul_inv_f)(e, FSFN(ldf)(fa + j), FSFN(ldf)(fb + j), FSFN(spd)(0.0));
-                    (void)db;
+                V v;
+                if (mode == FS_SOFTMAX) {
+                    V e = full ? FN(load)(yr + j) : FN(load_part)(yr + j, w - j, 0);
+#if !FS_F64 && !FS_FMA
+                    VD d0, d1;
+                    __builtin_memcpy(&d0, db + j, sizeof d0);
+                    __builtin_memcpy(&d1, db + j + ND, sizeof d1);
+                    v = PACK_D_F(CVT_LO_F(e) * d0, CVT_HI_F(e) * d1);
 #else
-                    v = PACK_D_F(CVT_LO_F(e) * FSFN(ldd)(db + j), CVT_HI_F(e) * FSFN(ldd)(db + j + ND));
-                    (void)fb;
+                    v = VFMA(e, FN(load)(fa + j), e * FN(load)(fb + j));
 #endif
                 } else {
-                    VF xv = full ? FSFN(ldf)(xr + j) : FSFN(ldf_part)(xr + j, w - j, 0.0f);
-                    VF d = xv - FSFN(ldf)(mb + j);
-                    if (tempered) d = FSFN(scale_d_f)(d, it, eit);
-                    v = d - FSFN(ldf)(fa + j);
+                    V xv = full ? FN(load)(xr + j) : FN(load_part)(xr + j, w - j, 0);
+                    V dd = xv - FN(load)(mb + j);
+                    if (tempered) dd = FN(scale_shift)(dd, it, eit);
+                    v = dd - FN(load)(fa + j);
                 }
-                if (full) FSFN(stf)(yr + j, v); else FSFN(stf_part)(yr + j, v, w - j);
+                if (full) FN(store)(yr + j, v); else FN(store_part)(yr + j, v, w - j);
             }
         }
     }
 }
-
-FS_INL void FSFN(cols_f64_t)(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, int mode,
-                               const fs_temp *tp, int tempered)
+static FS_T void FN(cols)(int mode, const void *x, void *y, ptrdiff_t n, ptrdiff_t width, ptrdiff_t ld,
+                          const fs_temp *tp)
 {
-    VD it, eit;
-    FSFN(temp_d)(tp, &it, &eit);
-    double mb[FS_TWD] __attribute__((aligned(32)));
-    double sb[FS_TWD] __attribute__((aligned(32))), cb[FS_TWD] __attribute__((aligned(32)));
-    double fa[FS_TWD] __attribute__((aligned(32))), fb[FS_TWD] __attribute__((aligned(32)));
-    int64_t kb[FS_TWD] __attribute__((aligned(32)));
-    VD h;
-    for (ptrdiff_t j0 = 0; j0 < inner; j0 += FS_TWD) {
-        ptrdiff_t w = inner - j0 < FS_TWD ? inner - j0 : FS_TWD;
-        ptrdiff_t wv = (w + ND - 1) / ND * ND;
-        ptrdiff_t wf = w / ND * ND;
-        for (ptrdiff_t j = 0; j < wv; j++) { mb[j] = -__builtin_inf(); sb[j] = 0.0; cb[j] = 0.0; kb[j] = 0; }
-        for (ptrdiff_t i = 0; i < n; i++) {
-            const double *xr = x + i * ld + j0;
-            ptrdiff_t j = 0;
-            for (; j < wf; j += ND)
-                FSFN(std)(mb + j, VMAX_D(FSFN(ldd)(xr + j), FSFN(ldd)(mb + j)));
-            if (j < w)
-                FSFN(std)(mb + j, VMAX_D(FSFN(ldd_part)(xr + j, w - j, -__builtin_inf()), FSFN(ldd)(mb + j)));
-        }
-        for (ptrdiff_t i = 0; i < n; i++) {
-            const double *xr = x + i * ld + j0;
-            double *yr = y + i * ld + j0;
-            for (ptrdiff_t j = 0; j < wv; j += ND) {
-                int full = j < wf;
-                VD xv = full ? FSFN(ldd)(xr + j) : FSFN(ldd_part)(xr + j, w - j, -__builtin_inf());
-                VD e = FSFN(exp_core_d)(xv, -FSFN(ldd)(mb + j), it, eit, tempered, mode != 0, &h);
-                if (mode == 0) {
-                    if (full) FSFN(std)(yr + j, e); else FSFN(std_part)(yr + j, e, w - j);
-                } else {
-                    VL z = h == FSFN(spd)(0.0), k;
-                    e = (VD)((VL)e & ~z);
-                    __builtin_memcpy(&k, kb + j, sizeof k);
-                    k -= z;
-                    __builtin_memcpy(kb + j, &k, sizeof k);
-                }
-                VD s0 = FSFN(ldd)(sb + j), c0 = FSFN(ldd)(cb + j);
-                FSFN(acc2_d)(&s0, &c0, e);
-                FSFN(std)(sb + j, s0); FSFN(std)(cb + j, c0);
+    if (tp) FN(cols_t)(mode, x, y, n, width, ld, tp, 1); else FN(cols_t)(mode, x, y, n, width, ld, NULL, 0);
+}
+
+/* Slices of a long row. Stats: one pass, block by block: a block is read from memory by the max and again from
+   cache by the exp; when the max grows, the sum so far is rescaled by exp(old - new), which keeps the count of the
+   entries equal to the final max exact. */
+#define FS_ONLINE_BLOCK 4096
+
+FS_INL fs_dd FN(slice_stats_t)(const T *x, ptrdiff_t n, const fs_temp *tp, int tempered, double temperature,
+                               double *max_out)
+{
+    T m = -(T)__builtin_inf();
+    fs_dd s = {0.0, 0.0};
+    for (ptrdiff_t i = 0; i < n; i += FS_ONLINE_BLOCK) {
+        ptrdiff_t k = n - i < FS_ONLINE_BLOCK ? n - i : FS_ONLINE_BLOCK;
+        T bm = FN(max_t)(x + i, k, 1);
+        if (bm != bm || bm == (T)__builtin_inf()) {
+            /* the sum is moot; a nan anywhere later still wins over +inf */
+            for (i += k; bm == (T)__builtin_inf() && i < n; i += FS_ONLINE_BLOCK) {
+                T later = FN(max_t)(x + i, n - i < FS_ONLINE_BLOCK ? n - i : FS_ONLINE_BLOCK, 1);
+                if (later != later) bm = later;
             }
+            *max_out = bm;
+            return (fs_dd){__builtin_nan(""), 0.0};
         }
-        for (ptrdiff_t j = w; j < wv; j++) { fa[j] = 0.0; fb[j] = 0.0; }
-        for (ptrdiff_t j = 0; j < w; j++) {
-            fs_dd s = mode ? fs_fast_two_sum(sb[j] * FS_UNBIAS_D, cb[j] * FS_UNBIAS_D) : fs_fast_two_sum(sb[j], cb[j]);
-            if (mode != 0) s = fs_dd_add1((fs_dd){(double)kb[j], 0.0}, s.hi, s.lo);
-            int special = fs_col_special_f64(x + j0 + j, ld, n, mb[j], s.hi);
-            if (mode == 0) {
-                fs_dd inv = special ? (fs_dd){__builtin_nan(""), 0.0} : fs_dd_inv(s);
-                fa[j] = inv.hi; fb[j] = inv.lo;
-            } else if (mode == 1) {
-                fa[j] = fs_col_log_f(special, mb[j], s);
-            } else {
-                y[j0 + j] = fs_lse_special_f64(special, mb[j], s);
-            }
+        if (bm > m) {
+            if (m != -(T)__builtin_inf()) s = fs_dd_scale(s, fs_exp_shift(m, bm, temperature));
+            m = bm;
         }
-        if (mode == 2) continue;
-        for (ptrdiff_t i = 0; i < n; i++) {
-            const double *xr = x + i * ld + j0;
-            double *yr = y + i * ld + j0;
-            for (ptrdiff_t j = 0; j < wv; j += ND) {
-                int full = j < wf;
-                VD v;
-                if (mode == 0) {
-                    VD e = full ? FSFN(ldd)(yr + j) : FSFN(ldd_part)(yr + j, w - j, 0.0);
-                    v = FSFN(mul_inv_d)(e, FSFN(ldd)(fa + j), FSFN(ldd)(fb + j));
-                } else {
-                    VD xv = full ? FSFN(ldd)(xr + j) : FSFN(ldd_part)(xr + j, w - j, 0.0);
-                    VD d = xv - FSFN(ldd)(mb + j);
-                    if (tempered) d = FSFN(scale_d_d)(d, it, eit);
-                    v = d - FSFN(ldd)(fa + j);
-                }
-                if (full) FSFN(std)(yr + j, v); else FSFN(std_part)(yr + j, v, w - j);
-            }
+        if (m != -(T)__builtin_inf()) s = fs_dd_add(s, FN(expsum_t)(x + i, NULL, k, m, 0, tp, tempered));
+    }
+    *max_out = m;
+    return s;
+}
+static FS_T fs_dd FN(slice_stats)(const void *x, ptrdiff_t n, const fs_temp *tp, double temperature,
+                                  double *max_out)
+{
+    return tp ? FN(slice_stats_t)(x, n, tp, 1, temperature, max_out)
+              : FN(slice_stats_t)(x, n, NULL, 0, temperature, max_out);
+}
+
+FS_INL void FN(slice_finish_t)(int mode, const T *x, T *y, ptrdiff_t n, double max, fs_dd sum, const fs_temp *tp,
+                               int tempered)
+{
+    T m = (T)max;
+    if (mode == FS_LOGSUMEXP) {
+        *y = !(m - m == 0) ? m : sum.hi != sum.hi ? (T)__builtin_nan("") : (T)((double)m + fs_log_sum(sum));
+    } else if (mode == FS_SOFTMAX) {
+        if (!(m - m == 0) || sum.hi != sum.hi) FN(fill_nan)(y, n);
+        else FN(expscale_t)(x, y, n, m, FN(make_inv)(sum), tp, tempered);
+    } else if (m != m || m == -(T)__builtin_inf()) {
+        FN(fill_nan)(y, n);
+    } else if (m == (T)__builtin_inf()) {
+        FN(sub_t)(x, y, n, m, 0, tp, tempered);           /* scipy's (x - inf) - 0 */
+    } else if (sum.hi != sum.hi) {
+        FN(fill_nan)(y, n);
+    } else {
+        FN(sub_t)(x, y, n, m, (T)fs_log_sum(sum), tp, tempered);
+    }
+}
+static FS_T void FN(slice_finish)(int mode, const void *x, void *y, ptrdiff_t n, double max, fs_dd sum,
+                                  const fs_temp *tp)
+{
+    if (tp) FN(slice_finish_t)(mode, x, y, n, max, sum, tp, 1); else FN(slice_finish_t)(mode, x, y, n, max, sum, NULL, 0);
+}
+
+/* ================================================================================================================
+ * 4. training-loop kernels
+ * ============================================================================================================== */
+
+/* sum(a * b) or sum(a) (b == NULL) in double lanes: float32 terms widened, float64 ones plain. */
+FS_INL double FN(dot)(const T *a, const T *b, ptrdiff_t n)
+{
+    VD s0 = {0}, s1 = {0};
+    ptrdiff_t i = 0;
+    for (; i + N <= n; i += N) {
+#if FS_F64
+        s0 += b ? FN(load)(a + i) * FN(load)(b + i) : FN(load)(a + i);
+#else
+        /* the product of two floats is exact in double: widen first */
+        VD lo = CVT_LO_F(FN(load)(a + i)), hi = CVT_HI_F(FN(load)(a + i));
+        if (b) { lo *= CVT_LO_F(FN(load)(b + i)); hi *= CVT_HI_F(FN(load)(b + i)); }
+        s0 += lo;
+        s1 += hi;
+#endif
+    }
+    VD t = s0 + s1;
+    double s = 0.0;
+    for (int k = 0; k < ND; k++) s += t[k];
+    for (; i < n; i++) s += b ? (double)a[i] * (double)b[i] : (double)a[i];
+    return s;
+}
+
+static FS_T void FN(backward_rows)(int log, const void *yv, const void *gv, void *ov, ptrdiff_t rows, ptrdiff_t n)
+{
+    V zero = FN(splat)(0), it = FN(splat)(1), d;
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const T *y = (const T *)yv + r * n, *g = (const T *)gv + r * n;
+        T *o = (T *)ov + r * n;
+        V s = FN(splat)((T)FN(dot)(log ? g : y, log ? NULL : g, n));   /* the sums in double, the rest in T (torch) */
+        ptrdiff_t i = 0;
+        for (; i < n; i += N) {
+            ptrdiff_t k = n - i < N ? n - i : N;
+            V yi = FN(load_part)(y + i, k, 0), gi = FN(load_part)(g + i, k, 0);
+            V v = log ? gi - FN(exp_core)(yi, zero, it, zero, 0, 0, &d) * s : yi * (gi - s);
+            FN(store_part)(o + i, v, k);
         }
     }
 }
 
-static FS_T void FSFN(cols_f32)(const float *x, float *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, int mode,
-                                const fs_temp *tp)
+static FS_T void FN(backward_cols)(int log, const void *yv, const void *gv, void *ov, ptrdiff_t n, ptrdiff_t inner,
+                                   double *acc)
 {
-    if (tp) FSFN(cols_f32_t)(x, y, n, inner, ld, mode, tp, 1); else FSFN(cols_f32_t)(x, y, n, inner, ld, mode, tp, 0);
-}
-static FS_T void FSFN(cols_f64)(const double *x, double *y, ptrdiff_t n, ptrdiff_t inner, ptrdiff_t ld, int mode,
-                                const fs_temp *tp)
-{
-    if (tp) FSFN(cols_f64_t)(x, y, n, inner, ld, mode, tp, 1); else FSFN(cols_f64_t)(x, y, n, inner, ld, mode, tp, 0);
+    const T *y = yv, *g = gv;
+    T *o = ov;
+    V zero = FN(splat)(0), it = FN(splat)(1), d;
+    for (ptrdiff_t j = 0; j < inner; j++) acc[j] = 0.0;
+    for (ptrdiff_t k = 0; k < n; k++)
+        for (ptrdiff_t j = 0; j < inner; j++)
+            acc[j] += log ? (double)g[k * inner + j] : (double)y[k * inner + j] * (double)g[k * inner + j];
+    for (ptrdiff_t k = 0; k < n; k++) {
+        ptrdiff_t j = 0;
+        for (; j < inner; j += N) {
+            ptrdiff_t c = inner - j < N ? inner - j : N;
+            V yi = FN(load_part)(y + k * inner + j, c, 0), gi = FN(load_part)(g + k * inner + j, c, 0), s;
+            for (ptrdiff_t l = 0; l < N; l++) s[l] = l < c ? (T)acc[j + l] : 0;
+            V v = log ? gi - FN(exp_core)(yi, zero, it, zero, 0, 0, &d) * s : yi * (gi - s);
+            FN(store_part)(o + k * inner + j, v, c);
+        }
+    }
 }
 
-static const fs_table FSFN(table) = {
-    FSFN(max_f32), FSFN(expsum_f32), FSFN(scale_f32), FSFN(expscale_f32), FSFN(sub_f32), FSFN(cols_f32),
-    FSFN(max_f64), FSFN(expsum_f64), FSFN(scale_f64), FSFN(expscale_f64), FSFN(sub_f64), FSFN(cols_f64),
+/* Cross entropy of one row (torch's formula, nll_loss plus its label-smoothing term):
+   class target t: loss = (1 - ls) w[t] (lse - x[t]) + ls/n sum_c w[c] (lse - x[c]),  lse = m + log(sum exp(x - m))
+                   grad = p ((1 - ls) w[t] + ls/n sum(w)) - ((1 - ls) w[t] onehot(t) + ls/n w),  p = softmax(x)
+   probabilities q: loss = sum_c wq[c] (lse - x[c]),  wq = w (q (1 - ls) + ls/n);  grad = p sum(wq) - wq
+   (a class with wq == 0 contributes 0 even where its logit is -inf). grad is scaled by `scale`. */
+static FS_T double FN(cross_entropy_row)(const void *xv, const void *qv, int64_t t, void *gv, ptrdiff_t n,
+                                         const double *w, double w_total, double ls, double scale)
+{
+    const T *x = xv, *q = qv;
+    T *g = gv;
+    if (!q && t < 0) {                                     /* ignored: contributes nothing */
+        if (g) for (ptrdiff_t i = 0; i < n; i++) g[i] = 0;
+        return 0.0;
+    }
+    double m = FN(max_t)(x, n, 1);
+    if (!(m - m == 0)) {                                   /* nan, +inf or only -inf: nan, as torch */
+        if (g) FN(fill_nan)(g, n);
+        return __builtin_nan("");
+    }
+    fs_dd total = FN(expsum_t)(x, g, n, (T)m, g != NULL, NULL, 0);   /* g, if any, now holds exp(x - m) */
+    double log_total = fs_log_sum(total), inv_total = 1.0 / (total.hi + total.lo);
+    double keep = 1.0 - ls, spread = ls / (double)n;
+    if (q) {
+        double a = 0.0, b = 0.0;
+        for (ptrdiff_t i = 0; i < n; i++) {
+            double wq = ((double)q[i] * keep + spread) * (w ? w[i] : 1.0);
+            a += wq;
+            b += wq != 0.0 ? wq * (m - (double)x[i]) : 0.0;
+        }
+        if (g)
+            for (ptrdiff_t i = 0; i < n; i++)
+                g[i] = (T)(((double)g[i] * inv_total * a - ((double)q[i] * keep + spread) * (w ? w[i] : 1.0)) * scale);
+        return b + a * log_total;
+    }
+    double w_t = w ? w[t] : 1.0, loss = w_t * ((m - (double)x[t]) + log_total);
+    if (ls != 0.0) {
+        double dist = 0.0;
+        for (ptrdiff_t i = 0; i < n; i++) dist += (w ? w[i] : 1.0) * (m - (double)x[i]);
+        loss = keep * loss + spread * (dist + w_total * log_total);
+    }
+    if (g) {
+        double a = scale * (keep * w_t + spread * w_total) * inv_total, b = scale * spread;
+        for (ptrdiff_t i = 0; i < n; i++) g[i] = (T)((double)g[i] * a - b * (w ? w[i] : 1.0));
+        g[t] = (T)((double)g[t] - scale * keep * w_t);
+    }
+    return loss;
+}
+
+/* ================================================================================================================
+ * the harness's view of the passes, and the path's table
+ * ============================================================================================================== */
+static FS_T double FN(pass_max)(const void *x, ptrdiff_t n) { return FN(max_t)(x, n, 0); }
+static FS_T fs_dd FN(pass_expsum)(const void *x, void *y, ptrdiff_t n, double m)
+{
+    return y ? FN(expsum_t)(x, y, n, (T)m, 1, NULL, 0) : FN(expsum_t)(x, NULL, n, (T)m, 0, NULL, 0);
+}
+static FS_T void FN(pass_scale)(void *y, ptrdiff_t n, fs_dd s) { FN(scale_t)(y, n, FN(make_inv)(s)); }
+static FS_T void FN(pass_sub)(const void *x, void *y, ptrdiff_t n, double m, double L)
+{
+    FN(sub_t)(x, y, n, (T)m, (T)L, NULL, 0);
+}
+
+static const fs_ops FN(ops) = {
+    FN(rows), FN(cols), FN(slice_stats), FN(slice_finish), FN(backward_rows), FN(backward_cols),
+    FN(cross_entropy_row), {FS_PATH_NAME, FN(pass_max), FN(pass_expsum), FN(pass_scale), FN(pass_sub)},
 };
 
 #undef FS_INL
-
-/* The instance's parameters end here, so that the next instance can define its own. */
-#undef FSFN
-#undef FS_T
-#undef VF
-#undef VD
+#undef T
+#undef V
 #undef VI
-#undef VL
-#undef NF
-#undef ND
-#undef FS_FMA
-#undef VFMA_F
-#undef VFMA_D
-#undef VMAX_F
-#undef VMAX_D
-#undef CVT_LO_F
-#undef CVT_HI_F
-#undef PACK_D_F
+#undef N
+#undef FN
+#undef VFMA
+#undef VMAX
+#undef U
+#undef LOG2E
+#undef MAGIC
+#undef LN2_HI
+#undef LN2_LO
+#undef MANT_BITS
+#undef ONE_BITS
+#undef BIAS
+#undef UNBIAS
+#undef FLUSH
+#undef FLUSH_BIASED
+#undef FS_TILE
+#undef FS_ONLINE_BLOCK
+#undef FS_F64
