@@ -66,3 +66,52 @@ def test_thread_pool_has_no_data_race(tmp_path):
     if "unexpected memory mapping" in result.stderr or "FATAL: ThreadSanitizer" in result.stderr:
         pytest.skip("ThreadSanitizer cannot run in this environment")
     assert result.returncode == 0 and "WARNING: ThreadSanitizer" not in result.stderr, result.stderr[-3000:]
+
+
+# ---- aarch64: the NEON and portable paths, cross-compiled and run under qemu ---------------------------------------
+
+CROSS_CC = "aarch64-linux-gnu-gcc"
+QEMU = "qemu-aarch64"
+SYSROOT = "/usr/aarch64-linux-gnu"
+
+
+@pytest.fixture(scope="module")
+def aarch64(tmp_path_factory):
+    """The harness and the pool check built for aarch64, where Debian's cross compiler and qemu-user are installed
+    (.ci/run installs them and sets FASTSOFTMAX_REQUIRE_AARCH64=1, so that CI fails instead of skipping)."""
+    if shutil.which(CROSS_CC) is None or shutil.which(QEMU) is None or not os.path.isdir(SYSROOT):
+        if os.environ.get("FASTSOFTMAX_REQUIRE_AARCH64") == "1":
+            pytest.fail(f"{CROSS_CC}, {QEMU} or {SYSROOT} missing although FASTSOFTMAX_REQUIRE_AARCH64=1")
+        pytest.skip(f"needs {CROSS_CC} and {QEMU} (apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross "
+                    "qemu-user)")
+    out = tmp_path_factory.mktemp("aarch64")
+    kernels, pool = out / "check_kernels", out / "check_pool"
+    for exe, sources in ((kernels, [SIMD / "check_kernels.c", SIMD / "fs_kernels.c"]),
+                         (pool, [POOL / "check_pool.c", POOL / "fs_pool.c"])):
+        build = subprocess.run([CROSS_CC, "-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off",
+                                "-Wall", "-Wextra", "-Werror", "-pthread", *map(str, sources), "-lm", "-o", str(exe)],
+                               capture_output=True, text=True)
+        assert build.returncode == 0, build.stderr
+    # the drivers compile for aarch64 too (they run in the Python tests on the host)
+    build = subprocess.run([CROSS_CC, "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(SIMD), "-c",
+                            str(POOL / "fs_lines.c"), "-o", str(out / "fs_lines.o")], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    return kernels, pool
+
+
+@pytest.mark.parametrize("path", ["neon", "generic"])
+def test_aarch64_kernels_pass_the_harness(aarch64, path):
+    env = {k: v for k, v in os.environ.items() if k != "FASTSOFTMAX_SIMD"}
+    if path == "generic":
+        env["FASTSOFTMAX_SIMD"] = "generic"
+    result = subprocess.run([QEMU, "-L", SYSROOT, str(aarch64[0]), "quick"], capture_output=True, text=True,
+                            env=env, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert f"path: {path}" in result.stdout
+
+
+def test_aarch64_thread_pool(aarch64):
+    """Without the fork step: qemu-user itself cannot fork a multi-threaded process."""
+    result = subprocess.run([QEMU, "-L", SYSROOT, str(aarch64[1]), "quick", "nofork"], capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
