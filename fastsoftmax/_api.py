@@ -91,18 +91,11 @@ def _softmax_like(func, x, axis, out, backend, temperature):
     y3 = layout.writable_view3(result) if compute_dtype == a.dtype else None
     if y3 is None or (out is not None and np.may_share_memory(y3, x3)):
         y3 = np.empty(layout.shape3, compute_dtype)
-        _call(kernel, x3, y3, threads_for(a.size), temperature)
+        kernel(x3, y3, threads_for(a.size), temperature, True)
         layout.copy_back(y3, result)
     else:
-        _call(kernel, x3, y3, threads_for(a.size), temperature)
+        kernel(x3, y3, threads_for(a.size), temperature, out is None)
     return result if out is not None or result.ndim else result[()]
-
-
-def _call(kernel, x3, y3, n_threads, temperature):
-    if temperature == 1.0:
-        kernel(x3, y3, n_threads)
-    else:
-        kernel(x3, y3, n_threads, temperature)
 
 
 def softmax(x, axis=None, *, out=None, backend=None, temperature=1.0):

@@ -7,7 +7,7 @@ do not cover: complex, long double, weighted logsumexp.
 import numpy as np
 
 
-def softmax(x, out, n_threads=1, temperature=1.0):
+def softmax(x, out, n_threads=1, temperature=1.0, out_is_new=True):
     with np.errstate(all="ignore"):
         np.subtract(x, x.max(axis=1, keepdims=True), out=out)
         if temperature != 1:
@@ -16,7 +16,7 @@ def softmax(x, out, n_threads=1, temperature=1.0):
         out /= out.sum(axis=1, keepdims=True, dtype=_accumulator(x.dtype))
 
 
-def log_softmax(x, out, n_threads=1, temperature=1.0):
+def log_softmax(x, out, n_threads=1, temperature=1.0, out_is_new=True):
     with np.errstate(all="ignore"):
         m, log_total = _shift_and_log_total(x, temperature)
         np.subtract(x, m, out=out)

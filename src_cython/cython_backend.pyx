@@ -22,14 +22,14 @@ cdef extern from "fs_lines.h" nogil:
         FS_FLOAT32
         FS_FLOAT64
     void fs_lines(int func, int dtype, const void *x, void *y, Py_ssize_t outer, Py_ssize_t n, Py_ssize_t inner,
-                  double temperature, int n_threads)
+                  double temperature, int n_threads, int out_is_new)
     void fs_rows_stats(int dtype, const void *x, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld, double *maxima,
                        double *log_sums, int n_threads)
     void fs_rows_finish(int func, int dtype, const void *x, Py_ssize_t ldx, void *y, Py_ssize_t ldy,
                         Py_ssize_t rows, Py_ssize_t n, const double *maxima, const double *sum_hi,
                         const double *sum_lo, int n_threads)
     void fs_lines_set_sizes(Py_ssize_t task_min, Py_ssize_t task_max, Py_ssize_t split_row_min, Py_ssize_t slice,
-                            Py_ssize_t column_tile)
+                            Py_ssize_t column_tile, Py_ssize_t stream_bytes)
 
 cdef extern from "fs_pool.h" nogil:
     ctypedef void (*fs_task_fn)(void *ctx, Py_ssize_t task) noexcept nogil
@@ -57,10 +57,10 @@ def pool_info():
             "spin_us": fs_pool_spin_us()}
 
 
-def _set_task_sizes(task_min=0, task_max=0, split_row_min=0, slice=0, column_tile=0):
-    """Tests only: cut arrays into tiny tasks and split short rows, so that small inputs reach every parallel path of
-    the drivers (0 restores a default). The column tile must stay a multiple of 16."""
-    fs_lines_set_sizes(task_min, task_max, split_row_min, slice, column_tile)
+def _set_task_sizes(task_min=0, task_max=0, split_row_min=0, slice=0, column_tile=0, stream_bytes=0):
+    """Tests only: cut arrays into tiny tasks, split short rows and stream small outputs, so that small inputs reach
+    every parallel path of the drivers (0 restores a default)."""
+    fs_lines_set_sizes(task_min, task_max, split_row_min, slice, column_tile, stream_bytes)
 
 
 def _run_tasks(Py_ssize_t fn_address, Py_ssize_t ctx_address, Py_ssize_t n_tasks, int n_threads):
@@ -83,32 +83,35 @@ def _pool_run_capsule():
     return PyCapsule_New(<void *>fs_pool_run, "fs_pool_run", NULL)
 
 
-cdef void lines(int func, const floating[:, :, ::1] x, floating[:, :, ::1] y, double t, int n_threads) noexcept:
+cdef void lines(int func, const floating[:, :, ::1] x, floating[:, :, ::1] y, double t, int n_threads,
+                bint out_is_new) noexcept:
     cdef int dtype = FS_FLOAT32 if floating is float else FS_FLOAT64
     with nogil:
-        fs_lines(func, dtype, &x[0, 0, 0], &y[0, 0, 0], x.shape[0], x.shape[1], x.shape[2], t, n_threads)
+        fs_lines(func, dtype, &x[0, 0, 0], &y[0, 0, 0], x.shape[0], x.shape[1], x.shape[2], t, n_threads,
+                 out_is_new)
 
 
 cdef void lse_lines(const floating[:, :, ::1] x, floating[:, ::1] y, int n_threads) noexcept:
     cdef int dtype = FS_FLOAT32 if floating is float else FS_FLOAT64
     with nogil:
-        fs_lines(FS_LOGSUMEXP, dtype, &x[0, 0, 0], &y[0, 0], x.shape[0], x.shape[1], x.shape[2], 1.0, n_threads)
+        fs_lines(FS_LOGSUMEXP, dtype, &x[0, 0, 0], &y[0, 0], x.shape[0], x.shape[1], x.shape[2], 1.0, n_threads, 1)
 
 
-def softmax(x, out, int n_threads, double temperature=1.0):
+def softmax(x, out, int n_threads, double temperature=1.0, bint out_is_new=True):
     """softmax(x / temperature) over axis 1 of C-contiguous float32/float64 (outer, n, inner) arrays; n >= 1,
-    outer * inner >= 1. The division happens inside the kernels: no x / temperature array, no overflow."""
+    outer * inner >= 1. The division happens inside the kernels: no x / temperature array, no overflow.
+    out_is_new=False (the caller's out=): large outputs are streamed past the caches."""
     if x.itemsize == 4:
-        lines[float](FS_SOFTMAX, x, out, temperature, n_threads)
+        lines[float](FS_SOFTMAX, x, out, temperature, n_threads, out_is_new)
     else:
-        lines[double](FS_SOFTMAX, x, out, temperature, n_threads)
+        lines[double](FS_SOFTMAX, x, out, temperature, n_threads, out_is_new)
 
 
-def log_softmax(x, out, int n_threads, double temperature=1.0):
+def log_softmax(x, out, int n_threads, double temperature=1.0, bint out_is_new=True):
     if x.itemsize == 4:
-        lines[float](FS_LOG_SOFTMAX, x, out, temperature, n_threads)
+        lines[float](FS_LOG_SOFTMAX, x, out, temperature, n_threads, out_is_new)
     else:
-        lines[double](FS_LOG_SOFTMAX, x, out, temperature, n_threads)
+        lines[double](FS_LOG_SOFTMAX, x, out, temperature, n_threads, out_is_new)
 
 
 def logsumexp(x, out, int n_threads):

@@ -85,3 +85,26 @@ def test_generator_covers_what_the_contract_names(func, backend):
                    "values=all_neg_inf", "values=huge", "values=tiny"):
         assert any(needle in label for label in labels), needle
     assert len(labels) > 500
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("func", ["softmax", "log_softmax"])
+def test_out_argument_on_every_path(func, backend, threading):
+    """The same inputs written into a caller's out= (C order, which the kernels fill directly and, past a size, with
+    non-temporal stores: the threaded mode streams every output)."""
+    failures = []
+    for dtype in (np.float32, np.float64):
+        for label, x, axis in array_cases(dtype):
+            try:
+                want = exact(func, x, axis)
+            except Exception:  # noqa: BLE001 - an axis the reference refuses too
+                continue
+            out = np.full(np.shape(x), 12345.0, dtype=dtype)
+            got = getattr(fastsoftmax, func)(x, axis=axis, out=out, backend=backend)
+            if got is not out:
+                failures.append(f"{label}: the result is not out")
+                continue
+            problem = tolerance_violations(func, x, axis, out)
+            if problem:
+                failures.append(f"{label}: {problem}")
+    assert not failures, f"{func} backend={backend} out=: {len(failures)} failing, first ones:\n" + "\n".join(failures[:10])

@@ -15,8 +15,8 @@ FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 def tiny_tasks(enabled=True):
     """Within this block every input uses the threads (no serial threshold) and the compiled backends cut every array
     into tasks of 1 to 4 elements, split rows of 8 or more (when there are fewer rows than threads) into slices of
-    16, and give column tasks 16 columns: small test arrays then take every parallel path of the drivers (several
-    tasks, split rows, column tiles)."""
+    16, give column tasks 16 columns and stream every out= output: small test arrays then take every parallel path
+    of the drivers (several tasks, split rows, column tiles, non-temporal stores)."""
     from fastsoftmax import _threads
     serial_below = _threads.SERIAL_BELOW
     modules = []
@@ -27,7 +27,10 @@ def tiny_tasks(enabled=True):
         from fastsoftmax._backends import numba as numba_backend
         modules.append(numba_backend)
     for module in modules:
-        module._set_task_sizes(task_min=1, task_max=4, split_row_min=8, slice=16, column_tile=16)
+        sizes = dict(task_min=1, task_max=4, split_row_min=8, slice=16, column_tile=16)
+        if module.__name__.endswith("cython_backend"):
+            sizes["stream_bytes"] = 1
+        module._set_task_sizes(**sizes)
     if enabled:
         _threads.SERIAL_BELOW = 0
     try:

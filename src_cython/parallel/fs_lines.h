@@ -22,9 +22,11 @@ extern "C" {
 #endif
 
 /* func over axis 1 of a C-contiguous (outer, n, inner) array x of `dtype`, n >= 1; y is laid out like x, or
-   (outer, inner) for logsumexp. temperature: softmax(x / T), x / T never formed (1.0 for logsumexp). */
+   (outer, inner) for logsumexp. temperature: softmax(x / T), x / T never formed (1.0 for logsumexp). out_is_new:
+   y was just allocated for this call (its pages are not in memory yet), which decides whether large outputs are
+   streamed (see FS_STREAM_*_BYTES). */
 void fs_lines(int func, int dtype, const void *x, void *y, ptrdiff_t outer, ptrdiff_t n, ptrdiff_t inner,
-              double temperature, int n_threads);
+              double temperature, int n_threads, int out_is_new);
 
 /* For callers that hold a line in several chunks (fastsoftmax/_dask.py): rows of a (rows, n) array, rows `ld`
    elements apart, n >= 1. Stats: each row's max (nan if it holds one, +inf, or -inf for an all -inf row) and
@@ -35,10 +37,10 @@ void fs_rows_stats(int dtype, const void *x, ptrdiff_t rows, ptrdiff_t n, ptrdif
 void fs_rows_finish(int func, int dtype, const void *x, ptrdiff_t ldx, void *y, ptrdiff_t ldy, ptrdiff_t rows,
                     ptrdiff_t n, const double *maxima, const double *sum_hi, const double *sum_lo, int n_threads);
 
-/* Tests only: task and slice sizes (elements; 0 restores the default), so that small arrays reach every parallel
-   path. Not thread-safe against running calls. */
+/* Tests only: task and slice sizes (elements), and the output size from which rows are streamed (bytes); 0
+   restores a default. Small arrays then reach every parallel path. Not thread-safe against running calls. */
 void fs_lines_set_sizes(ptrdiff_t task_min, ptrdiff_t task_max, ptrdiff_t split_row_min, ptrdiff_t slice,
-                        ptrdiff_t column_tile);
+                        ptrdiff_t column_tile, ptrdiff_t stream_bytes);
 
 #ifdef __cplusplus
 }

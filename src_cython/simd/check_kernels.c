@@ -177,8 +177,8 @@ static double slices(int dtype, int mode, const void *x, void *y, size_t n, int 
 /* row checks                                                           */
 /* ------------------------------------------------------------------ */
 static ld *g_x, *g_r;
-static float *g_xf, *g_yf;
-static double *g_xd, *g_yd;
+static float *g_xf, *g_yf, *g_ysf;
+static double *g_xd, *g_yd, *g_ysd;
 
 static void sumcheck(stat *st, int f32, const void *y, size_t n)
 {
@@ -206,6 +206,16 @@ static void check_row(int f64, size_t n, const char *ctx)
                 if (!sl) sm_row_f64(kind, g_xd, g_yd, n); else slices(FS_FLOAT64, kind, g_xd, g_yd, n, 3);
                 for (size_t i = 0; i < n; i++) cmp(st, 0, g_yd[i], g_r[i], ctx, i);
                 if (kind == 0 && !isnan(g_r[0])) sumcheck(st, 0, g_yd, n);
+            }
+            if (!sl) {   /* the streaming stores write the same bits, at every alignment of y */
+                size_t off = n % 7;
+                if (f32) fs_rows(FS_FLOAT32, kind | FS_STREAM, g_xf, g_ysf + off, 1, n, 1.0);
+                else fs_rows(FS_FLOAT64, kind | FS_STREAM, g_xd, g_ysd + off, 1, n, 1.0);
+                if (memcmp(f32 ? (void *)g_yf : (void *)g_yd, f32 ? (void *)(g_ysf + off) : (void *)(g_ysd + off),
+                           n * (f32 ? 4 : 8)) != 0) {
+                    st->bad++;
+                    printf("  STREAM differs %s %s\n", st->name, ctx);
+                }
             }
         }
     }
@@ -378,7 +388,7 @@ FAST_KERNEL(fast_avx2, "avx2,fma", fast_v8f, fast_v8i, 8, FMA256, MAX256)
 static void time_passes(void)
 {
     static const char *paths[] = {"avx512", "avx2_fma", "sse2", "neon", "generic"};
-    size_t shapes[][2] = {{256, 1000}, {1, 152064}};
+    size_t shapes[][2] = {{256, 1000}, {1, 152064}, {12288, 128}};
     printf("\nper pass (ns/element, one thread; rows processed one after another, each pass over the whole row)\n");
     printf("%-9s %-4s %-12s %8s %8s %8s %8s %8s %8s %8s\n", "path", "dt", "rows x n", "max", "exp+st", "scale",
            "softmax", "exp+cnt", "sub", "log_sm");
@@ -386,12 +396,12 @@ static void time_passes(void)
         for (int f = 0; f < 2; f++) {
             const fs_passes *p = fs_passes_of(paths[pi], f ? FS_FLOAT64 : FS_FLOAT32);
             if (!p) continue;
-            for (int si = 0; si < 2; si++) {
+            for (int si = 0; si < 3; si++) {
                 size_t R = shapes[si][0], n = shapes[si][1], item = f ? 8 : 4;
                 char *x = f ? (char *)g_xd : (char *)g_xf, *y = f ? (char *)g_yd : (char *)g_yf;
                 fill_random(f, R * n);
-                double ms[256];
-                fs_dd ss[256];
+                static double ms[16384];
+                static fs_dd ss[16384];
                 /* each pass's cost is the difference between running the passes up to it and up to the one before,
                    so that every pass sees the row where the previous ones left it (in L1 for short rows) */
                 double t1 = BEST_NS(R * n, for (size_t r = 0; r < R; r++) ms[r] = p->max(x + r * n * item, n));
@@ -421,7 +431,7 @@ static void time_passes(void)
         }
 #if defined(__x86_64__)
     printf("\nyardstick \"fast\" softmax (MLAS-style, float32, one thread; 20-18000 ULP):\n");
-    for (int si = 0; si < 2; si++) {
+    for (int si = 0; si < 3; si++) {
         size_t R = shapes[si][0], n = shapes[si][1];
         fill_random(0, R * n);
         __builtin_cpu_init();
@@ -444,6 +454,7 @@ int main(int argc, char **argv)
     g_x = malloc(MAXN * sizeof(ld)); g_r = malloc(MAXN * sizeof(ld)); g_tmp = malloc(MAXN * sizeof(ld));
     g_xf = malloc(MAXN * sizeof(float)); g_yf = malloc(MAXN * sizeof(float));
     g_xd = malloc(MAXN * sizeof(double)); g_yd = malloc(MAXN * sizeof(double));
+    g_ysf = malloc((MAXN + 8) * sizeof(float)); g_ysd = malloc((MAXN + 8) * sizeof(double));
     for (int f = 0; f < 2; f++) for (int k = 0; k < NK; k++) S[f][k].name = kname[k];
 
     for (int f64 = 0; f64 < 2 && !bench_only; f64++) {

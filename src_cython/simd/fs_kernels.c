@@ -371,7 +371,7 @@ static const fs_ops *ops(int dtype) { return g_tab->dt[dtype == FS_FLOAT64]; }
 void fs_rows(int dtype, int mode, const void *x, void *y, ptrdiff_t rows, ptrdiff_t n, double temperature)
 {
     fs_temp buf;
-    ops(dtype)->rows(mode, x, y, rows, n, mode == FS_LOGSUMEXP ? NULL : fs_temp_of(temperature, &buf));
+    ops(dtype)->rows(mode, x, y, rows, n, (mode & ~FS_STREAM) == FS_LOGSUMEXP ? NULL : fs_temp_of(temperature, &buf));
 }
 
 void fs_cols(int dtype, int mode, const void *x, void *y, ptrdiff_t n, ptrdiff_t width, ptrdiff_t ld,

@@ -38,6 +38,9 @@ extern "C" {
 typedef struct { double hi, lo; } fs_dd;
 
 enum { FS_SOFTMAX = 0, FS_LOG_SOFTMAX = 1, FS_LOGSUMEXP = 2 };
+/* OR'd into fs_rows' mode: the output is too large to stay in the caches, write it with non-temporal stores (x86;
+   softmax stages its exp values in an L1-sized scratch so that y is written once, with no read for ownership). */
+enum { FS_STREAM = 8 };
 enum { FS_FLOAT32 = 0, FS_FLOAT64 = 1 };
 
 void        fs_init(void);

@@ -102,12 +102,102 @@ FS_INL void FN(store_part)(T *p, V v, ptrdiff_t k)
     for (ptrdiff_t i = 0; i < k; i++) p[i] = v[i];
 #endif
 }
+/* A store that bypasses the caches (needs a vector-aligned p), for outputs too large to stay there: no read for
+   ownership, no eviction of the input. Plain stores where the ISA has no such instruction in C. */
+FS_INL void FN(store_nt)(T *p, V v)
+{
+#if FS_AVX512 && FS_F64
+    _mm512_stream_pd(p, (__m512d)v);
+#elif FS_AVX512
+    _mm512_stream_ps(p, (__m512)v);
+#elif FS_X86 && FS_F64 && NF == 8
+    _mm256_stream_pd(p, (__m256d)v);
+#elif FS_X86 && NF == 8
+    _mm256_stream_ps(p, (__m256)v);
+#elif FS_X86 && FS_F64
+    _mm_stream_pd(p, (__m128d)v);
+#elif FS_X86
+    _mm_stream_ps(p, (__m128)v);
+#else
+    FN(store)(p, v);
+#endif
+}
+FS_INL void FN(stream_fence)(void)
+{
+#if FS_X86
+    _mm_sfence();   /* streaming stores are weakly ordered: visible before the task reports done */
+#endif
+}
 FS_INL V FN(select)(VI mask, V a, V b) { return (V)(((VI)a & mask) | ((VI)b & ~mask)); }
+/* Horizontal max and sum as trees of lane swaps (log2(lanes) shuffles; a lane-by-lane loop costs ~20 cycles a row).
+   __builtin_shufflevector where the compiler has it (clang, GCC 12), GCC's __builtin_shuffle before. */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define FS_SWAP(v, VIT, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
+#else
+#define FS_SWAP(v, VIT, ...) __builtin_shuffle(v, (VIT){__VA_ARGS__})
+#endif
+#define FS_X16_8 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7
+#define FS_X16_4 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11
+#define FS_X16_2 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13
+#define FS_X16_1 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14
+#define FS_X8_4 4, 5, 6, 7, 0, 1, 2, 3
+#define FS_X8_2 2, 3, 0, 1, 6, 7, 4, 5
+#define FS_X8_1 1, 0, 3, 2, 5, 4, 7, 6
+#define FS_X4_2 2, 3, 0, 1
+#define FS_X4_1 1, 0, 3, 2
+#define FS_X2_1 1, 0
 FS_INL T FN(hmax)(V v)
 {
-    T m = v[0];
-    for (int k = 1; k < N; k++) m = v[k] > m ? v[k] : m;
-    return m;
+#if N == 16
+    v = VMAX(v, FS_SWAP(v, VI, FS_X16_8));
+    v = VMAX(v, FS_SWAP(v, VI, FS_X16_4));
+    v = VMAX(v, FS_SWAP(v, VI, FS_X16_2));
+    v = VMAX(v, FS_SWAP(v, VI, FS_X16_1));
+#elif N == 8
+    v = VMAX(v, FS_SWAP(v, VI, FS_X8_4));
+    v = VMAX(v, FS_SWAP(v, VI, FS_X8_2));
+    v = VMAX(v, FS_SWAP(v, VI, FS_X8_1));
+#elif N == 4
+    v = VMAX(v, FS_SWAP(v, VI, FS_X4_2));
+    v = VMAX(v, FS_SWAP(v, VI, FS_X4_1));
+#else
+    v = VMAX(v, FS_SWAP(v, VI, FS_X2_1));
+#endif
+    return v[0];
+}
+/* the number of lanes set in a sum of comparison results (each -1 where true) */
+FS_INL long long FN(hcount)(VI v)
+{
+#if N == 16
+    v += FS_SWAP(v, VI, FS_X16_8);
+    v += FS_SWAP(v, VI, FS_X16_4);
+    v += FS_SWAP(v, VI, FS_X16_2);
+    v += FS_SWAP(v, VI, FS_X16_1);
+#elif N == 8
+    v += FS_SWAP(v, VI, FS_X8_4);
+    v += FS_SWAP(v, VI, FS_X8_2);
+    v += FS_SWAP(v, VI, FS_X8_1);
+#elif N == 4
+    v += FS_SWAP(v, VI, FS_X4_2);
+    v += FS_SWAP(v, VI, FS_X4_1);
+#else
+    v += FS_SWAP(v, VI, FS_X2_1);
+#endif
+    return -(long long)v[0];
+}
+FS_INL double FN(hsum_d)(VD v)
+{
+#if ND == 8
+    v += FS_SWAP(v, VLD, FS_X8_4);
+    v += FS_SWAP(v, VLD, FS_X8_2);
+    v += FS_SWAP(v, VLD, FS_X8_1);
+#elif ND == 4
+    v += FS_SWAP(v, VLD, FS_X4_2);
+    v += FS_SWAP(v, VLD, FS_X4_1);
+#else
+    v += FS_SWAP(v, VLD, FS_X2_1);
+#endif
+    return v[0];
 }
 
 /* a * b = p + err exactly (err is garbage where p is not finite; callers mask those lanes). Dekker's split where
@@ -240,10 +330,7 @@ FS_INL void FN(acc_add_group)(FN(acc) *a, const V *e)
 }
 FS_INL fs_dd FN(acc_total)(FN(acc) a, double scale)
 {
-    VD v = a.lo + a.hi;
-    double s = 0.0;
-    for (int j = 0; j < ND; j++) s += v[j];
-    fs_dd r = {s * scale, 0.0};
+    fs_dd r = {FN(hsum_d)(a.lo + a.hi) * scale, 0.0};
     return r;
 }
 #endif
@@ -360,11 +447,7 @@ FS_INL fs_dd FN(expsum_t)(const T *x, T *y, ptrdiff_t n, T m, int store, const f
         FN(acc_add)(&acc, e);
     }
     fs_dd r = FN(acc_total)(acc, store ? 1.0 : UNBIAS);
-    if (!store) {
-        long long c = 0;
-        for (int k = 0; k < N; k++) c -= (long long)count[k];
-        r = fs_dd_add1((fs_dd){(double)c, 0.0}, r.hi, r.lo);
-    }
+    if (!store) r = fs_dd_add1((fs_dd){(double)FN(hcount)(count), 0.0}, r.hi, r.lo);
     return r;
 }
 
@@ -376,6 +459,16 @@ FS_INL void FN(scale_t)(T *y, ptrdiff_t n, FN(inv) inv)
         for (int u = 0; u < 4; u++) FN(store)(y + i + u * N, FN(mul_inv)(FN(load)(y + i + u * N), inv));
     for (; i + N <= n; i += N) FN(store)(y + i, FN(mul_inv)(FN(load)(y + i), inv));
     if (i < n) FN(store_part)(y + i, FN(mul_inv)(FN(load_part)(y + i, n - i, 0), inv), n - i);
+}
+
+/* dst = src / sum, streamed: the head up to a vector-aligned dst and the tail with plain stores */
+FS_INL void FN(scale_stream_t)(const T *src, T *dst, ptrdiff_t n, FN(inv) inv)
+{
+    ptrdiff_t i = 0, head = (ptrdiff_t)((sizeof(V) - ((uintptr_t)dst % sizeof(V))) % sizeof(V) / sizeof(T));
+    if (head > n || ((uintptr_t)dst % sizeof(T))) head = n;
+    if (head) FN(store_part)(dst, FN(mul_inv)(FN(load_part)(src, head, 0), inv), head);
+    for (i = head; i + N <= n; i += N) FN(store_nt)(dst + i, FN(mul_inv)(FN(load)(src + i), inv));
+    if (i < n) FN(store_part)(dst + i, FN(mul_inv)(FN(load_part)(src + i, n - i, 0), inv), n - i);
 }
 
 /* y = exp((x - m) / T) / sum straight from x: the second pass of a row too long for the cache (read twice, y
@@ -398,12 +491,18 @@ FS_INL void FN(expscale_t)(const T *x, T *y, ptrdiff_t n, T m, FN(inv) inv, cons
 
 /* log_softmax: y = (x - m) / T - L. Both terms are <= 0, so nothing cancels: error <= 0.5 ulp(x - m) + err(L) +
    the final rounding. */
-FS_INL void FN(sub_t)(const T *x, T *y, ptrdiff_t n, T m, T L, const fs_temp *tp, int tempered)
+FS_INL void FN(sub_t)(const T *x, T *y, ptrdiff_t n, T m, T L, const fs_temp *tp, int tempered, int stream)
 {
     V vm = FN(splat)(m), vl = FN(splat)(L), it, eit;
     FN(temp)(tp, &it, &eit);
 #define FS_SHIFT(xv) (tempered ? FN(scale_shift)((xv) - vm, it, eit) : (xv) - vm)
     ptrdiff_t i = 0;
+    if (stream && ((uintptr_t)y % sizeof(T)) == 0) {
+        ptrdiff_t head = (ptrdiff_t)((sizeof(V) - ((uintptr_t)y % sizeof(V))) % sizeof(V) / sizeof(T));
+        if (head > n) head = n;
+        if (head) FN(store_part)(y, FS_SHIFT(FN(load_part)(x, head, 0)) - vl, head);
+        for (i = head; i + N <= n; i += N) FN(store_nt)(y + i, FS_SHIFT(FN(load)(x + i)) - vl);
+    }
     for (; i + 4 * N <= n; i += 4 * N)
         for (int u = 0; u < 4; u++) FN(store)(y + i + u * N, FS_SHIFT(FN(load)(x + i + u * N)) - vl);
     for (; i + N <= n; i += N) FN(store)(y + i, FS_SHIFT(FN(load)(x + i)) - vl);
@@ -426,20 +525,24 @@ static FS_T int FN(has_nan)(const T *x, ptrdiff_t n, ptrdiff_t stride)
  * 3. rows, columns, slices
  * ============================================================================================================== */
 
-/* One row, all passes inlined: per-row overhead is a few branches, no calls (rows of 128 elements are ~0.1 us). */
-FS_INL void FN(row_t)(int mode, const T *x, T *y, ptrdiff_t n, const fs_temp *tp, int tempered)
+/* One row, all passes inlined: per-row overhead is a few branches, no calls (rows of 128 elements are ~0.1 us).
+   stream: write the output with non-temporal stores; softmax then keeps the exp values in buf (an L1-sized
+   scratch of FS_STREAM_N elements, if the row fits) rather than in y, so that y is written exactly once. */
+#define FS_STREAM_N (16384 / (int)sizeof(T))
+FS_INL void FN(row_t)(int mode, const T *x, T *y, ptrdiff_t n, const fs_temp *tp, int tempered, int stream, T *buf)
 {
     T m = FN(max_t)(x, n, 0);
     if (mode == FS_SOFTMAX) {
         if (!(m - m == 0)) { FN(fill_nan)(y, n); return; }          /* +inf, or all -inf / nan */
-        fs_dd s = FN(expsum_t)(x, y, n, m, 1, tp, tempered);
+        T *e = stream && buf && n <= FS_STREAM_N ? buf : y;
+        fs_dd s = FN(expsum_t)(x, e, n, m, 1, tp, tempered);
         if (s.hi != s.hi) { FN(fill_nan)(y, n); return; }
-        FN(scale_t)(y, n, FN(make_inv)(s));
+        if (e == y) FN(scale_t)(y, n, FN(make_inv)(s)); else FN(scale_stream_t)(e, y, n, FN(make_inv)(s));
         return;
     }
     if (!(m - m == 0)) {
         if (mode == FS_LOGSUMEXP) *y = FN(has_nan)(x, n, 1) ? (T)__builtin_nan("") : m;
-        else if (m > 0 && !FN(has_nan)(x, n, 1)) FN(sub_t)(x, y, n, m, 0, tp, tempered);  /* (x - inf) - 0 */
+        else if (m > 0 && !FN(has_nan)(x, n, 1)) FN(sub_t)(x, y, n, m, 0, tp, tempered, 0);  /* (x - inf) - 0 */
         else FN(fill_nan)(y, n);
         return;
     }
@@ -452,22 +555,80 @@ FS_INL void FN(row_t)(int mode, const T *x, T *y, ptrdiff_t n, const fs_temp *tp
         *y = (T)((double)m + fs_log_sum(s));   /* float64: ~ulp(m) when the result cancels against a negative m */
         return;
     }
-    FN(sub_t)(x, y, n, m, (T)fs_log_sum(s), tp, tempered);
+    FN(sub_t)(x, y, n, m, (T)fs_log_sum(s), tp, tempered, stream);
+}
+
+/* Short rows in blocks, phase by phase (all maxima, then all sums, then all outputs): the rows of a phase are
+   independent, so the out-of-order core overlaps one row's reductions and division with the next row's loads and
+   exps, where row after row it would wait on each. */
+#define FS_BLOCK_ROWS 8
+#define FS_BLOCK_MAX_N 1024
+FS_INL void FN(row_block_t)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_t n, const fs_temp *tp, int tempered)
+{
+    T m[FS_BLOCK_ROWS];
+    fs_dd s[FS_BLOCK_ROWS];
+    ptrdiff_t out = mode == FS_LOGSUMEXP ? 1 : n;
+    for (ptrdiff_t r = 0; r < rows; r++) m[r] = FN(max_t)(x + r * n, n, 0);
+    for (ptrdiff_t r = 0; r < rows; r++)
+        if (m[r] - m[r] == 0) s[r] = FN(expsum_t)(x + r * n, y + r * out, n, m[r], mode == FS_SOFTMAX, tp, tempered);
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const T *xr = x + r * n;
+        T *yr = y + r * out;
+        if (!(m[r] - m[r] == 0) || s[r].hi != s[r].hi) {
+            FN(row_t)(mode, xr, yr, n, tp, tempered, 0, NULL);   /* scipy's special values: the one-row path */
+        } else if (mode == FS_SOFTMAX) {
+            FN(scale_t)(yr, n, FN(make_inv)(s[r]));
+        } else if (mode == FS_LOGSUMEXP) {
+            *yr = (T)((double)m[r] + fs_log_sum(s[r]));
+        } else {
+            FN(sub_t)(xr, yr, n, m[r], (T)fs_log_sum(s[r]), tp, tempered, 0);
+        }
+    }
 }
 
 FS_INL void FN(rows_t)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_t n, const fs_temp *tp, int tempered)
 {
-    ptrdiff_t out = mode == FS_LOGSUMEXP ? 1 : n;
+    ptrdiff_t out = mode == FS_LOGSUMEXP ? 1 : n, r = 0;
+    if (n <= FS_BLOCK_MAX_N)
+        for (; r + FS_BLOCK_ROWS <= rows; r += FS_BLOCK_ROWS) {
+            if (mode == FS_SOFTMAX) FN(row_block_t)(FS_SOFTMAX, x + r * n, y + r * out, FS_BLOCK_ROWS, n, tp, tempered);
+            else if (mode == FS_LOG_SOFTMAX)
+                FN(row_block_t)(FS_LOG_SOFTMAX, x + r * n, y + r * out, FS_BLOCK_ROWS, n, tp, tempered);
+            else FN(row_block_t)(FS_LOGSUMEXP, x + r * n, y + r * out, FS_BLOCK_ROWS, n, tp, tempered);
+        }
     if (mode == FS_SOFTMAX)
-        for (ptrdiff_t r = 0; r < rows; r++) FN(row_t)(FS_SOFTMAX, x + r * n, y + r * out, n, tp, tempered);
+        for (; r < rows; r++) FN(row_t)(FS_SOFTMAX, x + r * n, y + r * out, n, tp, tempered, 0, NULL);
     else if (mode == FS_LOG_SOFTMAX)
-        for (ptrdiff_t r = 0; r < rows; r++) FN(row_t)(FS_LOG_SOFTMAX, x + r * n, y + r * out, n, tp, tempered);
+        for (; r < rows; r++) FN(row_t)(FS_LOG_SOFTMAX, x + r * n, y + r * out, n, tp, tempered, 0, NULL);
     else
-        for (ptrdiff_t r = 0; r < rows; r++) FN(row_t)(FS_LOGSUMEXP, x + r * n, y + r * out, n, tp, tempered);
+        for (; r < rows; r++) FN(row_t)(FS_LOGSUMEXP, x + r * n, y + r * out, n, tp, tempered, 0, NULL);
 }
+
+/* rows whose output goes to memory with non-temporal stores (mode | FS_STREAM, see fs_kernels.h) */
+static FS_T __attribute__((noinline)) void FN(rows_stream)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_t n,
+                                                           const fs_temp *tp)
+{
+    T buf[FS_STREAM_N] __attribute__((aligned(64)));
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        if (mode == FS_SOFTMAX) {
+            if (tp) FN(row_t)(FS_SOFTMAX, x + r * n, y + r * n, n, tp, 1, 1, buf);
+            else FN(row_t)(FS_SOFTMAX, x + r * n, y + r * n, n, NULL, 0, 1, buf);
+        } else {
+            if (tp) FN(row_t)(FS_LOG_SOFTMAX, x + r * n, y + r * n, n, tp, 1, 1, buf);
+            else FN(row_t)(FS_LOG_SOFTMAX, x + r * n, y + r * n, n, NULL, 0, 1, buf);
+        }
+    }
+    FN(stream_fence)();
+}
+
 static FS_T void FN(rows)(int mode, const void *x, void *y, ptrdiff_t rows, ptrdiff_t n, const fs_temp *tp)
 {
-    if (tp) FN(rows_t)(mode, x, y, rows, n, tp, 1); else FN(rows_t)(mode, x, y, rows, n, NULL, 0);
+    if ((mode & FS_STREAM) && (mode & ~FS_STREAM) != FS_LOGSUMEXP)
+        FN(rows_stream)(mode & ~FS_STREAM, x, y, rows, n, tp);
+    else if (tp)
+        FN(rows_t)(mode & ~FS_STREAM, x, y, rows, n, tp, 1);
+    else
+        FN(rows_t)(mode & ~FS_STREAM, x, y, rows, n, NULL, 0);
 }
 
 /* Columns. The (n, width) block, rows ld elements apart, is processed in column tiles of FS_TILE so that the
@@ -507,7 +668,7 @@ FS_INL void FN(cols_t)(int mode, const T *x, T *y, ptrdiff_t n, ptrdiff_t width,
 #if !FS_F64 && !FS_FMA
     double db[FS_TILE] __attribute__((aligned(64)));   /* float32 without FMA: 1/sum applied in double */
 #endif
-    long long kb[FS_TILE];
+    __typeof__(((VI){0})[0]) kb[FS_TILE] __attribute__((aligned(64)));   /* -count of entries at the max */
     for (ptrdiff_t j0 = 0; j0 < width; j0 += FS_TILE) {
         ptrdiff_t w = width - j0 < FS_TILE ? width - j0 : FS_TILE;
         ptrdiff_t wv = (w + N - 1) / N * N;   /* padded tile width */
@@ -531,9 +692,11 @@ FS_INL void FN(cols_t)(int mode, const T *x, T *y, ptrdiff_t n, ptrdiff_t width,
                 if (mode == FS_SOFTMAX) {
                     if (full) FN(store)(yr + j, e); else FN(store_part)(yr + j, e, w - j);
                 } else {
-                    VI at_max = (VI)(d == FN(splat)(0));
+                    VI at_max = (VI)(d == FN(splat)(0)), k;
                     e = (V)((VI)e & ~at_max);
-                    for (int k = 0; k < N; k++) kb[j + k] -= (long long)at_max[k];
+                    __builtin_memcpy(&k, kb + j, sizeof k);
+                    k += at_max;
+                    __builtin_memcpy(kb + j, &k, sizeof k);
                 }
                 FN(col_acc_add)(sb, cb, j, e);
             }
@@ -548,7 +711,7 @@ FS_INL void FN(cols_t)(int mode, const T *x, T *y, ptrdiff_t n, ptrdiff_t width,
         for (ptrdiff_t j = 0; j < w; j++) {
             double unbias = mode == FS_SOFTMAX ? 1.0 : UNBIAS;
             fs_dd s = fs_fast_two_sum(sb[j] * unbias, cb[j] * unbias);
-            if (mode != FS_SOFTMAX) s = fs_dd_add1((fs_dd){(double)kb[j], 0.0}, s.hi, s.lo);
+            if (mode != FS_SOFTMAX) s = fs_dd_add1((fs_dd){-(double)kb[j], 0.0}, s.hi, s.lo);
             T m = mb[j];
             int special = m - m == 0 ? (s.hi != s.hi ? FS_COL_NAN : FS_COL_OK)
                           : FN(has_nan)(x + j0 + j, n, ld) ? FS_COL_NAN : m > 0 ? FS_COL_PINF : FS_COL_NINF;
@@ -659,11 +822,11 @@ FS_INL void FN(slice_finish_t)(int mode, const T *x, T *y, ptrdiff_t n, double m
     } else if (m != m || m == -(T)__builtin_inf()) {
         FN(fill_nan)(y, n);
     } else if (m == (T)__builtin_inf()) {
-        FN(sub_t)(x, y, n, m, 0, tp, tempered);           /* scipy's (x - inf) - 0 */
+        FN(sub_t)(x, y, n, m, 0, tp, tempered, 0);        /* scipy's (x - inf) - 0 */
     } else if (sum.hi != sum.hi) {
         FN(fill_nan)(y, n);
     } else {
-        FN(sub_t)(x, y, n, m, (T)fs_log_sum(sum), tp, tempered);
+        FN(sub_t)(x, y, n, m, (T)fs_log_sum(sum), tp, tempered, 0);
     }
 }
 static FS_T void FN(slice_finish)(int mode, const void *x, void *y, ptrdiff_t n, double max, fs_dd sum,
@@ -692,9 +855,7 @@ FS_INL double FN(dot)(const T *a, const T *b, ptrdiff_t n)
         s1 += hi;
 #endif
     }
-    VD t = s0 + s1;
-    double s = 0.0;
-    for (int k = 0; k < ND; k++) s += t[k];
+    double s = FN(hsum_d)(s0 + s1);
     for (; i < n; i++) s += b ? (double)a[i] * (double)b[i] : (double)a[i];
     return s;
 }
@@ -797,7 +958,7 @@ static FS_T fs_dd FN(pass_expsum)(const void *x, void *y, ptrdiff_t n, double m)
 static FS_T void FN(pass_scale)(void *y, ptrdiff_t n, fs_dd s) { FN(scale_t)(y, n, FN(make_inv)(s)); }
 static FS_T void FN(pass_sub)(const void *x, void *y, ptrdiff_t n, double m, double L)
 {
-    FN(sub_t)(x, y, n, (T)m, (T)L, NULL, 0);
+    FN(sub_t)(x, y, n, (T)m, (T)L, NULL, 0, 0);
 }
 
 static const fs_ops FN(ops) = {
@@ -826,4 +987,8 @@ static const fs_ops FN(ops) = {
 #undef FLUSH_BIASED
 #undef FS_TILE
 #undef FS_ONLINE_BLOCK
+#undef FS_BLOCK_ROWS
+#undef FS_STREAM_N
+#undef FS_BLOCK_MAX_N
+#undef FS_SWAP
 #undef FS_F64

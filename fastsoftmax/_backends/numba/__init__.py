@@ -94,11 +94,11 @@ def _compute(x, out, n_threads, op, temperature=1.0):
         _tasks.run("rows", ctx, tasks, n_threads)
 
 
-def softmax(x, out, n_threads, temperature=1.0):
+def softmax(x, out, n_threads, temperature=1.0, out_is_new=True):
     _compute(x, out, n_threads, OP_SOFTMAX, temperature)
 
 
-def log_softmax(x, out, n_threads, temperature=1.0):
+def log_softmax(x, out, n_threads, temperature=1.0, out_is_new=True):
     _compute(x, out, n_threads, OP_LOG_SOFTMAX, temperature)
 
 
