@@ -21,17 +21,8 @@ from libc.math cimport NAN
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
-cdef extern from "fs_kernels.h" nogil:
-    enum:
-        FS_FLOAT32
-        FS_FLOAT64
-    void fs_init()
-    void fs_backward_rows(int dtype, int log, const void *y, const void *g, void *out, Py_ssize_t rows,
-                          Py_ssize_t n)
-    void fs_backward_cols(int dtype, int log, const void *y, const void *g, void *out, Py_ssize_t n,
-                          Py_ssize_t inner, double *scratch)
-    double fs_cross_entropy_row(int dtype, const void *x, const void *q, int64_t target, void *grad, Py_ssize_t n,
-                                const double *w, double w_total, double ls, double scale)
+from fs_kernels cimport (FS_FLOAT32, FS_FLOAT64, fs_backward_cols, fs_backward_rows, fs_cross_entropy_row,
+                        fs_init)
 
 ctypedef void (*fs_task_fn)(void *ctx, Py_ssize_t task) noexcept nogil
 ctypedef void (*pool_run_fn)(fs_task_fn fn, void *ctx, Py_ssize_t n_tasks, int n_threads) noexcept nogil

@@ -9,17 +9,27 @@ import fastsoftmax
 from .test_accuracy import COMPILED, LOG_SOFTMAX_ULP, SOFTMAX_ULP, ulp_error
 from fastsoftmax._dispatch import TEMPERATURE_BACKENDS
 
-from .util import BACKENDS, array_cases, exact
+from .util import BACKENDS, array_cases, exact, tiny_tasks
 
 TEMPERED = [name for name in BACKENDS if name in TEMPERATURE_BACKENDS]
 
 TEMPERATURES = [0.01, 0.37, 1 / 3, 2.0, 25.0]
 
 
+@pytest.fixture(params=["serial", "threaded"])
+def threading(request):
+    """As in test_contract.py: threaded cuts every array into tiny tasks and splits rows, on two threads."""
+    threaded = request.param == "threaded"
+    with tiny_tasks(threaded):
+        previous = fastsoftmax.set_num_threads(2 if threaded else 1)
+        yield request.param
+        fastsoftmax.set_num_threads(previous)
+
+
 @pytest.mark.parametrize("backend", TEMPERED)
 @pytest.mark.parametrize("func", ["softmax", "log_softmax"])
 @pytest.mark.parametrize("temperature", [0.5, 3.0])
-def test_every_layout_and_special_value(backend, func, temperature):
+def test_every_layout_and_special_value(backend, func, temperature, threading):
     """The contract inputs (all shapes, axes, layouts, nan/inf/huge/tiny values) with a temperature."""
     failures = []
     for dtype in (np.float32, np.float64):

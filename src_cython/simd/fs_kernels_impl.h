@@ -635,7 +635,15 @@ static FS_T void FN(rows)(int mode, const void *x, void *y, ptrdiff_t rows, ptrd
    per-column state (max, sum, reciprocal or log) lives in small stack arrays; each pass streams the tile row by
    row, vectorised across columns. The log modes count the entries equal to the column max, as the rows do. Special
    columns are encoded in the per-column factor (nan reciprocal, nan or 0 log), so pass 3 needs no branches. */
-#define FS_TILE 128                   /* measured fastest on 2000x2000 float32; a multiple of every N */
+/* Tile widths measured on 2000x2000, one thread, Xeon family 6 model 207 (ns per element, softmax / log_softmax /
+   logsumexp): float32 64 columns 0.79 / 0.90 / 0.54 (128: 1.15 / 1.19 / 0.73; 32: 1.06 / 1.35 / 0.73), float64 256
+   columns 2.32-2.56 / 2.87-3.25 / 1.87-2.09 (128: 3.03-3.15 / 3.49-3.89 / 2.16-2.37; 64: 2.92-3.07 / 3.28-3.67 /
+   1.84-1.94). Multiples of every N, and divisors of the drivers' column tasks (src_cython/parallel/fs_lines.c). */
+#if FS_F64
+#define FS_TILE 256
+#else
+#define FS_TILE 64
+#endif
 
 /* column sums: double lanes for float32 terms, TwoSum (s, c) pairs for float64 ones */
 FS_INL void FN(col_acc_add)(double *sb, double *cb, ptrdiff_t j, V e)
