@@ -48,7 +48,7 @@ PARALLEL_SOURCES = ["src_cython/parallel/fs_pool.c", "src_cython/parallel/fs_lin
 
 def extension(name, pyx, sources):
     """A Cython module of the package, linked with the C sources it calls (extensions load RTLD_LOCAL: each holds
-    its own copy of the SIMD kernels, and fs_init runs in each; the thread pool lives in cython_backend only)."""
+    its own copy of the SIMD kernels, and fs_init runs in each; the thread pool lives in cython_kernels only)."""
     return Extension(
         f"fastsoftmax.{name}",
         sources=[f"src_cython/{pyx}", *sources],
@@ -59,6 +59,6 @@ def extension(name, pyx, sources):
     )
 
 
-modules = [extension("cython_backend", "cython_backend.pyx", KERNEL_SOURCES + PARALLEL_SOURCES),
-           extension("training_kernels", "training_kernels.pyx", KERNEL_SOURCES)]
+modules = [extension("_backends.cython_kernels", "cython_kernels.pyx", KERNEL_SOURCES + PARALLEL_SOURCES),
+           extension("_backends.cython_training", "cython_training.pyx", KERNEL_SOURCES)]
 setup(ext_modules=cythonize(modules, compiler_directives=CYTHON_DIRECTIVES))

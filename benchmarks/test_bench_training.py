@@ -10,8 +10,8 @@ Groups (compare the rows of one group, within one run):
   softmax_backward 256x1000 float32    y * (g - sum(g * y)):
       fastsoftmax, numpy composition, torch (autograd: softmax output .backward(g)),
       torch-kernel (torch._softmax_backward_data, the bare kernel without autograd).
-Every peer's result is checked against the long-double reference of tests/test_training.py, so a fast wrong peer
-fails. torch is skipped when not installed; fastsoftmax when its training kernels are not built.
+Every peer's result is checked against the long-double reference (fastsoftmax/_tools/exact.py), so a fast wrong
+peer fails. torch is skipped when not installed; fastsoftmax when its training kernels are not built.
 """
 import functools
 
@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 
 from fastsoftmax import _training
+from fastsoftmax._tools.accuracy import assert_close
+from fastsoftmax._tools.exact import exact_cross_entropy, exact_softmax_backward
 
 SHAPE = (256, 1000)
 SMALL_SHAPE = (32, 100)
@@ -112,8 +114,7 @@ def test_bench_cross_entropy_grad(benchmark, peer):
     benchmark.group = f"cross_entropy+grad {shape[0]}x{shape[1]} float32"
     benchmark.extra_info.update(peer=peer, shape=list(shape))
     loss, grad = benchmark(call)
-    from tests.test_training import assert_close, ld_cross_entropy
-    ref_loss, ref_grad = ld_cross_entropy(x, t)
+    ref_loss, ref_grad = exact_cross_entropy(x, t)
     assert_close(loss, ref_loss, 1e-5, f"{peer} loss")
     assert_close(grad, ref_grad, 1e-5, f"{peer} grad")
 
@@ -127,5 +128,4 @@ def test_bench_softmax_backward(benchmark, peer):
     benchmark.group = f"softmax_backward {shape[0]}x{shape[1]} float32"
     benchmark.extra_info.update(peer=peer, shape=list(shape))
     out = benchmark(call)
-    from tests.test_training import assert_close, ld_softmax_backward
-    assert_close(out, ld_softmax_backward(y, g, -1), 1e-5, peer)
+    assert_close(out, exact_softmax_backward(y, g, -1), 1e-5, peer)

@@ -28,16 +28,14 @@ def info():
         "forced_backend": _dispatch.FORCED,
         "threads": get_num_threads(),
         "threads_from": _threads.thread_source(),
-        "serial_below_elements": _threads.SERIAL_BELOW,
+        "serial_below_elements": _dispatch.SERIAL_BELOW,
         "dispatch_rules": dict(_dispatch.RULES),
         "dispatch_rules_from": _dispatch.RULES_SOURCE,
     }
     from . import _training
     details["training_backends"] = _training.backends()
-    if _training._WHY_NOT_COMPILED:
-        details["unavailable"]["training_kernels"] = _training._WHY_NOT_COMPILED
     if "cython" in details["backends"]:
-        compiled = _dispatch.backend_module("cython")
+        compiled = _dispatch.backend_module("cython").compiled
         details.update(compiled.cpu_info())
         details["thread_pool"] = compiled.pool_info()
     details["fork"] = _FORK_BEHAVIOUR

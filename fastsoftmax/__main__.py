@@ -50,7 +50,7 @@ def _dtypes(values):
 
 
 def _functions(values):
-    from ._bench import FUNCTIONS
+    from ._tools.cases import FUNCTIONS
     names = _split(values) or list(FUNCTIONS)
     unknown = [n for n in names if n not in FUNCTIONS]
     if unknown:
@@ -109,7 +109,7 @@ def info(args):
     rules, rules_from = d.pop("dispatch_rules"), d.pop("dispatch_rules_from")
     out.append(f"  dispatch      rules from {rules_from}")
     out.append(f"                calibration file: {_dispatch.config_path()}")
-    from ._calibrate import describe
+    from ._tools.calibrate import describe
     for key in sorted(rules, key=lambda k: (k.split("/")[0], k.split("/")[1], k.split("/")[2])):
         func, kind, dtype = key.split("/")
         out.append(f"    {func:12s} {kind:8s} {dtype:8s} {describe(rules[key])}")
@@ -128,21 +128,21 @@ def info(args):
 # ---- bench --------------------------------------------------------------------------------------------------------
 
 def _peers(values):
-    from . import _bench
+    from ._tools import peers
     names = _split(values)
     if not names:
         names = ["auto", *fastsoftmax.backends(), "scipy"]
     expanded = []
     for n in names:
         if n == "all":
-            expanded.extend(p for p in _bench.all_peers() if _bench.peer_missing(p) is None)
+            expanded.extend(peers.available_peers())
         elif n == "fastsoftmax":
-            expanded.extend(_bench.fastsoftmax_peers())
-        elif n not in _bench.all_peers():
-            raise CLIError(f"unknown backend {n!r}; choose from {', '.join(_bench.all_peers())}, "
+            expanded.extend(peers.fastsoftmax_peers())
+        elif n not in peers.all_peers():
+            raise CLIError(f"unknown backend {n!r}; choose from {', '.join(peers.all_peers())}, "
                            "all, fastsoftmax")
         else:
-            missing = _bench.peer_missing(n)
+            missing = peers.peer_missing(n)
             if n == "scipy" and not missing:
                 try:
                     import scipy.special  # noqa: F401
@@ -168,15 +168,17 @@ def _finite(value):
 
 
 def bench(args):
-    from . import _bench
+    from ._tools import report
+    from ._tools.bench import run, summary
+    from ._tools.cases import QUICK_CASES, select_cases
     _set_threads(args)
     functions = _functions(args.functions)
     dtypes = _dtypes(args.dtype)
     names = _split(args.cases)
     if args.quick and not names:
-        names = list(_bench.QUICK_CASES)
+        names = list(QUICK_CASES)
     try:
-        cases = _bench.select_cases(names, dtypes)
+        cases = select_cases(names, dtypes)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     if not cases:
@@ -188,14 +190,13 @@ def bench(args):
         except ImportError:
             raise CLIError("--plot needs matplotlib, which is not installed: pip install matplotlib") from None
     budget = args.budget if args.budget is not None else (0.03 if args.quick else 0.3)
-    progress = _bench.progress_printer()
-    results = _bench.run(cases, functions, peers, budget=budget, progress=progress,
-                         max_repeats=5 if args.quick else 25)
+    progress = report.progress_printer()
+    results = run(cases, functions, peers, budget=budget, progress=progress, max_repeats=5 if args.quick else 25)
     progress.finish()
     print(f"fastsoftmax {fastsoftmax.__version__}, {fastsoftmax.get_num_threads()} threads; "
           "median time per call; GB/s counts the input read and the output written once")
-    print(_bench.format_table(results))
-    print(_bench.summary(results))
+    print(report.format_table(results))
+    print(summary(results))
     if args.json:
         data = {"fastsoftmax": fastsoftmax.info(), "argv": sys.argv[1:], "budget_seconds": budget,
                 "results": results}
@@ -206,7 +207,7 @@ def bench(args):
             raise CLIError(f"cannot write {args.json}: {exc.strerror or exc}") from None
         print(f"wrote {args.json}")
     if args.markdown:
-        tables = [f"### {func}\n\n{_bench.markdown_table(results, func)}\n" for func in functions]
+        tables = [f"### {func}\n\n{report.markdown_table(results, func)}\n" for func in functions]
         try:
             with open(args.markdown, "w") as f:
                 f.write("\n".join(tables))
@@ -215,7 +216,7 @@ def bench(args):
         print(f"wrote {args.markdown}")
     if args.plot:
         try:
-            _bench.plot(results, args.plot)
+            report.plot(results, args.plot)
         except ImportError:
             raise CLIError("--plot needs matplotlib, which does not import: pip install matplotlib") from None
         except OSError as exc:
@@ -227,7 +228,8 @@ def bench(args):
 # ---- calibrate ------------------------------------------------------------------------------------------------------
 
 def calibrate(args):
-    from . import _bench, _calibrate
+    from ._tools import calibrate as calibration, report
+    from ._tools.cases import DTYPES
     path = _dispatch.config_path()
     if args.reset:
         if path.exists():
@@ -238,37 +240,37 @@ def calibrate(args):
         return 0
     _set_threads(args)
     functions = _functions(args.functions)
-    dtypes = _dtypes(args.dtype) or list(_bench.DTYPES)
+    dtypes = _dtypes(args.dtype) or list(DTYPES)
     kinds = _split(args.kinds) or list(_dispatch.SHAPE_KINDS)
     bad = [k for k in kinds if k not in _dispatch.SHAPE_KINDS]
     if bad:
         raise CLIError(f"unknown kind {', '.join(bad)}; choose rows or columns")
     backends = _split(args.backends) or list(fastsoftmax.backends())
     for b in backends:
-        if b not in _dispatch.MODULES:
-            raise CLIError(f"unknown backend {b!r}; choose from {', '.join(_dispatch.MODULES)}")
+        if b not in _dispatch.BACKEND_NAMES:
+            raise CLIError(f"unknown backend {b!r}; choose from {', '.join(_dispatch.BACKEND_NAMES)}")
         if b not in fastsoftmax.backends():
             raise CLIError(f"backend {b!r} is not available: {_dispatch.why_unavailable().get(b)}")
     if args.write_defaults is not None and (len(functions), len(kinds), len(dtypes)) != (3, 2, 2):
         raise CLIError("--write-defaults needs every function, kind and dtype (drop the filters)")
-    sizes = _calibrate.grid(args.quick, args.max_size)
+    sizes = calibration.grid(args.quick, args.max_size)
     rounds = 3 if args.quick else 7
     target = 0.001 if args.quick else 0.004
-    progress = _bench.progress_printer()
+    progress = report.progress_printer()
     print(f"calibrating {', '.join(backends)} on {fastsoftmax.get_num_threads()} threads, "
           f"sizes {sizes[0]}..{sizes[-1]} ({len(sizes)} points)", file=sys.stderr)
-    measured = _calibrate.measure(functions, kinds, dtypes, backends, sizes, rounds, target, progress)
+    measured = calibration.measure(functions, kinds, dtypes, backends, sizes, rounds, target, progress)
     progress.finish()
-    rules = _calibrate.rules_from(measured)
+    rules = calibration.rules_from(measured)
     for key, steps in rules.items():
-        print(f"  {key:28s} {_calibrate.describe(steps)}")
+        print(f"  {key:28s} {calibration.describe(steps)}")
     try:
         if args.write_defaults is not None:
             target_path = args.write_defaults or _dispatch.DEFAULTS_FILE
-            _calibrate.write_defaults(target_path, rules)
+            calibration.write_defaults(target_path, rules)
             print(f"wrote shipped defaults {target_path}")
         else:
-            _calibrate.write_calibration(path, _calibrate.calibration_file(rules, measured, args.quick))
+            calibration.write_calibration(path, calibration.calibration_file(rules, measured, args.quick))
             _dispatch.reload_rules()
             print(f"wrote {path}; dispatch rules now from {_dispatch.RULES_SOURCE}")
     except OSError as exc:

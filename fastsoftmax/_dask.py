@@ -1,6 +1,7 @@
 """softmax, log_softmax and logsumexp of dask arrays: lazy results, fastsoftmax's kernels on every chunk.
 
-Imported by fastsoftmax._api only when a dask array arrives, so that `import fastsoftmax` never imports dask.
+Imported by fastsoftmax._api only when a dask array arrives, so that `import fastsoftmax` never imports dask. Each
+chunk is computed by the in-memory path (fastsoftmax/_compute.py), which imports nothing of this module: no cycle.
 
 Two plans, chosen per call:
 
@@ -35,7 +36,16 @@ import numpy as np
 
 import dask.array as da
 
-from . import _api, _dispatch, _threads
+from . import _compute, _dispatch, _threads
+from ._validate import axes as _axes
+from ._validate import input_dtype
+
+
+def _in_memory(func, x, axis=None, backend=None, b=None, keepdims=False, return_sign=False):
+    """func of one in-memory chunk (fastsoftmax/_compute.py: the same results as the public functions)."""
+    if func == "logsumexp":
+        return _compute.logsumexp(x, axis, b, keepdims, return_sign, backend)
+    return _compute.softmax_like(func, x, axis, None, backend, 1.0)
 
 
 # ---- input checks ---------------------------------------------------------------------------------------------
@@ -44,7 +54,7 @@ def _as_dask_array(x, func):
     if not isinstance(x, da.Array):
         raise TypeError(f"{func}: expected a dask array, got {type(x).__module__}.{type(x).__name__} "
                         "(convert it with .to_dask_array() or dask.array.asarray)")
-    dtype = _api.input_dtype(x.dtype, func)  # the in-memory functions' rule
+    dtype = input_dtype(x.dtype, func)  # the in-memory functions' rule
     return x if dtype == x.dtype else x.astype(dtype)
 
 
@@ -75,7 +85,7 @@ def _meta(ndim, dtype):
 
 def _empty_like_result(x, func, axes, backend, **kwargs):
     """An empty input: nothing to compute, the in-memory function gives the result (shape and dtype)."""
-    result = getattr(_api, func)(np.empty(x.shape, x.dtype), axis=axes, backend=backend, **kwargs)
+    result = _in_memory(func, np.empty(x.shape, x.dtype), axis=axes, backend=backend, **kwargs)
     if isinstance(result, tuple):
         return tuple(da.from_array(np.asarray(r)) for r in result)
     return da.from_array(np.asarray(result))
@@ -89,7 +99,7 @@ def _known_empty(x):
 
 def _lines_local(block, kind, axes, backend, out_dtype):
     """The single-chunk plan: each block holds whole lines."""
-    return np.asarray(getattr(_api, kind)(block, axis=axes, backend=backend), dtype=out_dtype)
+    return np.asarray(_in_memory(kind, block, axis=axes, backend=backend), dtype=out_dtype)
 
 
 def _compiled_rows(block, axes, backend):
@@ -97,11 +107,11 @@ def _compiled_rows(block, axes, backend):
     or float64 chunk with contiguous rows (the common case); else (None, None)."""
     if axes != (block.ndim - 1,) or backend not in (None, "cython") or block.size == 0:
         return None, None
-    if block.dtype not in _dispatch.FAST_DTYPES or "cython" not in _dispatch.available():
+    if block.dtype not in (np.float32, np.float64) or "cython" not in _dispatch.available():
         return None, None
     if block.shape[-1] > 1 and block.strides[-1] != block.itemsize:
         return None, None
-    return _dispatch.backend_module("cython"), block.reshape(-1, block.shape[-1])
+    return _dispatch.backend_module("cython").compiled, block.reshape(-1, block.shape[-1])
 
 
 def _partial(block, axes, backend, pair_dtype):
@@ -112,7 +122,7 @@ def _partial(block, axes, backend, pair_dtype):
     compiled, rows = _compiled_rows(block, axes, backend)
     if compiled is not None:  # one pass: each row's max and sum together
         m, l = np.empty(rows.shape[0]), np.empty(rows.shape[0])
-        compiled.row_stats(rows, m, l, _threads.threads_for(block.size))
+        compiled.row_stats(rows, m, l, _dispatch.threads_for(block.size))
         out = np.empty(shape + (2,), pair_dtype)
         out[..., 0] = m.reshape(shape)
         out[..., 1] = np.where(np.isfinite(m), l, m).reshape(shape)
@@ -122,7 +132,7 @@ def _partial(block, axes, backend, pair_dtype):
         m = np.max(blk, axis=axes, keepdims=True)  # propagates nan
         finite = np.isfinite(m)
         shifted = blk - np.where(finite, m, 0).astype(blk.dtype) if not np.all(m == 0) else blk
-        lse = _api.logsumexp(shifted, axis=axes, keepdims=True, backend=backend)
+        lse = _in_memory("logsumexp", shifted, axis=axes, keepdims=True, backend=backend)
     out = np.empty(shape + (2,), pair_dtype)
     out[..., 0] = m
     out[..., 1] = lse
@@ -137,7 +147,7 @@ def _combine(pairs, axis=None, keepdims=True):
     with np.errstate(invalid="ignore", over="ignore"):
         big = np.max(m, axis=axis, keepdims=True)  # nan wins, then +inf
         terms = np.where(m == -np.inf, -np.inf, (m - big) + l)
-        total = _api.logsumexp(terms, axis=axis, keepdims=True)
+        total = _in_memory("logsumexp", terms, axis=axis, keepdims=True)
         total = np.where(np.isfinite(big), total, big)
     return np.stack([big, total], axis=-1)
 
@@ -159,11 +169,11 @@ def _normalize(block, pair, whole, kind, axes, backend, out_dtype):
             lo = (s - hi).astype(np.float64)
         result = np.empty(rows.shape, block.dtype)
         compiled.row_finish(rows, result, big.astype(np.float64), hi, lo, kind == "log_softmax",
-                            _threads.threads_for(block.size))
+                            _dispatch.threads_for(block.size))
         return result.reshape(block.shape).astype(out_dtype, copy=False)
     compute_dtype = _compute_dtype(block.dtype)
     blk = block.astype(compute_dtype, copy=False)
-    local = getattr(_api, kind)(blk, axis=axes, backend=backend)
+    local = _in_memory(kind, blk, axis=axes, backend=backend)
     m, l = pair[..., 0], pair[..., 1]
     big, total = whole[..., 0], whole[..., 1]
     line_ok = np.isfinite(big)  # lines without nan, +inf, and not all -inf
@@ -189,12 +199,12 @@ def _weighted_partial(a, b, axes, backend, pair_dtype):
     """(log|sum(b exp(a))|, sign) per line of this chunk; b None for plain logsumexp."""
     a = a.astype(pair_dtype, copy=False)
     b = None if b is None else b.astype(pair_dtype, copy=False)
-    out, sign = _api.logsumexp(a, axis=axes, b=b, keepdims=True, return_sign=True, backend=backend)
+    out, sign = _in_memory("logsumexp", a, axis=axes, b=b, keepdims=True, return_sign=True, backend=backend)
     return np.stack([np.asarray(out), np.asarray(sign)], axis=-1)
 
 
 def _weighted_combine(pairs, axis=None, keepdims=True):
-    out, sign = _api.logsumexp(pairs[..., 0], axis=axis, b=pairs[..., 1], keepdims=True, return_sign=True)
+    out, sign = _in_memory("logsumexp", pairs[..., 0], axis=axis, b=pairs[..., 1], keepdims=True, return_sign=True)
     return np.stack([np.asarray(out), np.asarray(sign)], axis=-1)
 
 
@@ -243,14 +253,14 @@ def _single_chunked(x, axes):
 
 
 def _out_dtype(func, dtype):
-    return np.asarray(getattr(_api, func)(np.zeros(1, dtype))).dtype
+    return np.asarray(_in_memory(func, np.zeros(1, dtype))).dtype
 
 
 def softmax_like(func, x, axis=None, *, out=None, backend=None, split_every=None):
     """softmax or log_softmax of the dask array `x` over `axis`, lazily (see the module docstring)."""
     _no_out(out, func)
     x = _as_dask_array(x, func)
-    axes = _api._axes(axis, x.ndim, func)
+    axes = _axes(axis, x.ndim, func)
     out_dtype = _out_dtype(func, x.dtype)
     if _known_empty(x):
         return _empty_like_result(x, func, axes, backend)
@@ -292,7 +302,7 @@ def _sign_of(out):
 
 def _complex_lines(a, *b, axes, backend, part):
     """Complex input, whole lines per chunk: the in-memory logsumexp (part: "value", "real" or "sign")."""
-    res = _api.logsumexp(a, axis=axes, b=b[0] if b else None, keepdims=True, return_sign=part != "value",
+    res = _in_memory("logsumexp", a, axis=axes, b=b[0] if b else None, keepdims=True, return_sign=part != "value",
                          backend=backend)
     return np.asarray(res[0] if part == "real" else res[1] if part == "sign" else res)
 
@@ -320,7 +330,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, backen
     if a.ndim == 0:  # scipy treats a 0-d input as a 1-element vector
         a = a.reshape(1)
         b = b.reshape(1) if b_given else None
-    axes = _api._axes(axis, a.ndim, func)
+    axes = _axes(axis, a.ndim, func)
     dtype = a.dtype
     if _known_empty(a):
         kwargs = dict(b=np.empty(a.shape, dtype) if b_given else None, keepdims=keepdims, return_sign=return_sign)

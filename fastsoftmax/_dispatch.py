@@ -1,15 +1,17 @@
 """Which backend computes a call. The only module that knows the size thresholds.
 
-A backend is a module with softmax(x, out, n_threads), log_softmax(x, out, n_threads) and
-logsumexp(x, out, n_threads) over axis 1 of C-contiguous (outer, n, inner) arrays (see fastsoftmax/reference.py).
+The backends (fastsoftmax/_backends/) declare what they cover: the compute dtypes, temperature, the training-loop
+kernels; this module reads those declarations, never the other way round. A call goes to the backend forced for it
+(backend= or FASTSOFTMAX_BACKEND), if that backend covers it, else to the automatic choice.
 
 The automatic choice is data: rules keyed "function/shape kind/dtype" (shape kind "rows" when inner == 1,
 "columns" otherwise), each a list of [size_limit, backend] pairs read in order; the first whose limit exceeds
 the call's element count (null: no limit) wins. Shipped defaults (dispatch_defaults.json, measured on the
 developers' machine) are overlaid by the user's file written by `python -m fastsoftmax calibrate`.
+
+Threads: calls of fewer than SERIAL_BELOW elements run on one thread (fastsoftmax/_threads.py counts the threads).
 """
 import importlib
-import importlib.util
 import json
 import os
 import warnings
@@ -17,49 +19,48 @@ from pathlib import Path
 
 import numpy as np
 
-MODULES = {
-    "numpy": "fastsoftmax.reference",
-    "cython": "fastsoftmax.cython_backend",
-    "numba": "fastsoftmax._backends.numba",
-}
-# What the compiled backends cover; everything else (float16 is computed as float32) goes to the reference.
-FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+from . import _threads
+from ._backends import NAMES as BACKEND_NAMES
+
 FUNCTIONS = ("softmax", "log_softmax", "logsumexp")
+TRAINING_FUNCTIONS = ("softmax_backward", "log_softmax_backward", "cross_entropy")
 SHAPE_KINDS = ("rows", "columns")
 DEFAULTS_FILE = Path(__file__).with_name("dispatch_defaults.json")
 FALLBACK_ORDER = ("cython", "numba", "numpy")
-# Backends whose softmax/log_softmax take a temperature.
-TEMPERATURE_BACKENDS = ("numpy", "cython", "numba")
 
-_loaded = {}
+# Starting a helper thread's share costs a few microseconds while a thread handles ~3 float32 elements per
+# nanosecond: below this many elements one thread finishes before a second would have helped.
+SERIAL_BELOW = 32768
+
+_modules = {}            # name -> the backend's module (declaration imported; kernels may load lazily)
 _why_unavailable = {}
 FORCED = os.environ.get("FASTSOFTMAX_BACKEND") or None
 
 
 # ---- which backends exist ----------------------------------------------------------------------------------------
 
-def _installed(name):
-    """Whether backend `name` can be used, without importing heavy modules (numba costs ~0.4 s)."""
-    if name in _loaded:
-        return True
+def _declaration(name):
+    """The backend module of `name` (its declaration), or None with the reason recorded."""
+    if name in _modules:
+        return _modules[name]
     if name in _why_unavailable:
-        return False
-    if name == "numba":
-        if importlib.util.find_spec("numba") is None:
-            _why_unavailable[name] = "numba is not installed"
-        elif importlib.util.find_spec(MODULES[name]) is None:
-            _why_unavailable[name] = "this build has no numba backend"
-        return name not in _why_unavailable
+        return None
     try:
-        _loaded[name] = importlib.import_module(MODULES[name])
+        module = importlib.import_module(f"fastsoftmax._backends.{name}")
     except ImportError as exc:
-        _why_unavailable[name] = f"{MODULES[name]} does not import: {exc}"
-    return name in _loaded
+        _why_unavailable[name] = f"fastsoftmax._backends.{name} does not import: {exc}"
+        return None
+    why = module.unavailable()
+    if why:
+        _why_unavailable[name] = why
+        return None
+    _modules[name] = module
+    return module
 
 
 def available():
     """Names of the backends usable here."""
-    return tuple(name for name in ("numpy", "cython", "numba") if _installed(name))
+    return tuple(name for name in BACKEND_NAMES if _declaration(name) is not None)
 
 
 def why_unavailable():
@@ -68,21 +69,20 @@ def why_unavailable():
 
 
 def backend_module(name):
-    """The module of backend `name`, imported on first use; ValueError naming the choices if it cannot be used."""
-    module = _loaded.get(name)
-    if module is not None:
-        return module
-    if name not in MODULES:
+    """The module of backend `name`; ValueError naming the choices if it is unknown or cannot be used."""
+    if name not in BACKEND_NAMES:
         raise ValueError(f"unknown backend {name!r}; available backends: {', '.join(available())}")
-    if not _installed(name):
+    module = _declaration(name)
+    if module is None:
         raise ValueError(f"backend {name!r} is not available ({_why_unavailable[name]}); "
                          f"available backends: {', '.join(available())}")
-    try:
-        _loaded[name] = importlib.import_module(MODULES[name])
-    except Exception as exc:
-        _why_unavailable[name] = f"{MODULES[name]} failed to import: {exc!r}"
-        raise ValueError(f"backend {name!r} failed to import: {exc!r}") from exc
-    return _loaded[name]
+    return module
+
+
+def covers(module, dtype, tempered=False):
+    """Whether a backend computes dtype (and a temperature) itself (DTYPES None: every dtype)."""
+    return ((module.DTYPES is None or np.dtype(dtype).name in module.DTYPES)
+            and (module.TEMPERATURE or not tempered))
 
 
 # ---- the rules -----------------------------------------------------------------------------------------------------
@@ -108,7 +108,7 @@ def validate_rules(rules):
         if not isinstance(steps, list) or not steps:
             raise ValueError(f"dispatch rule {key!r} must be a non-empty list of [size_limit, backend]")
         for step in steps:
-            if (not isinstance(step, list) or len(step) != 2 or step[1] not in MODULES
+            if (not isinstance(step, list) or len(step) != 2 or step[1] not in BACKEND_NAMES
                     or not (step[0] is None or type(step[0]) is int)):
                 raise ValueError(f"dispatch rule {key!r}: bad step {step!r}")
         limits = [limit for limit, _ in steps]
@@ -143,37 +143,106 @@ def reload_rules():
     for key, steps in RULES.items():
         func, kind, dtype = key.split("/")
         _table[func, kind == "columns", np.dtype(dtype)] = tuple((limit, name) for limit, name in steps)
+    configure_shortcut()
+
+
+_ALL_SIZES = (0, 1 << 62)
+
+
+def configure_shortcut():
+    """Tell the compiled shortcut of the public functions (fastsoftmax/_api.py) which calls are its own: none when
+    a backend other than cython is forced, else, per function, shape kind and dtype, the sizes the rules give to
+    cython; and the serial threshold and thread count (kept current through fastsoftmax._threads.on_change)."""
+    module = _declaration("cython")
+    if module is None or module.compiled is None or not hasattr(module.compiled, "configure_shortcut"):
+        return
+    ranges = {}
+    for (func, columns, dtype), steps in _table.items():
+        start = 0
+        for limit, name in steps:
+            end = _ALL_SIZES[1] if limit is None else limit
+            if name == "cython" or FORCED == "cython":
+                ranges[FUNCTIONS.index(func), int(columns), int(dtype == np.float64)] = (start, end)
+                break
+            start = end
+    if FORCED == "cython":
+        ranges = {(f, c, d): _ALL_SIZES for f in range(3) for c in range(2) for d in range(2)}
+    module.compiled.configure_shortcut(FORCED in (None, "cython"), SERIAL_BELOW, _threads.get_num_threads(), ranges)
+    global _shortcut_listening
+    if not _shortcut_listening:
+        _threads.on_change(count=module.compiled.set_threads, serial=module.compiled.set_serial_here)
+        _shortcut_listening = True
+
+
+_shortcut_listening = False
 
 
 def _automatic(func, dtype, size, columns, tempered):
     for limit, name in _table.get((func, columns, dtype), ()):
         if limit is None or size < limit:
-            if _installed(name) and (not tempered or name in TEMPERATURE_BACKENDS):
-                return backend_module(name)
+            module = _declaration(name)
+            if module is not None and covers(module, dtype, tempered):
+                return module
             break
     for name in FALLBACK_ORDER:
-        if _installed(name) and (not tempered or name in TEMPERATURE_BACKENDS):
-            return backend_module(name)
+        module = _declaration(name)
+        if module is not None and covers(module, dtype, tempered):
+            return module
+    return _modules["numpy"]
 
 
 def choose(func, dtype, size, columns, backend, tempered=False):
     """The backend module for one call of `func` on `size` elements of compute dtype `dtype`.
 
-    `backend` (or FASTSOFTMAX_BACKEND) forces a backend where it covers the dtype; other dtypes always use the
-    reference, which is the only backend that covers them. `tempered`: the call has a temperature != 1."""
+    `backend` (or FASTSOFTMAX_BACKEND) forces a backend where it covers the dtype; other dtypes (complex, long
+    double) always use the numpy reference, the only backend that covers them. `tempered`: the call has a
+    temperature != 1 (every backend takes one today)."""
     name = backend or FORCED
     if name is not None:
         module = backend_module(name)
-        if dtype not in FAST_DTYPES:
-            return _loaded["numpy"]
-        if tempered and name not in TEMPERATURE_BACKENDS:
-            raise ValueError(f"{func}: backend {name!r} does not support temperature; "
-                             f"use one of {', '.join(TEMPERATURE_BACKENDS)}")
+        if not covers(module, dtype):
+            return _modules["numpy"]
+        if tempered and not module.TEMPERATURE:
+            raise ValueError(f"{func}: backend {name!r} does not support temperature")
         return module
-    if dtype not in FAST_DTYPES:
-        return _loaded["numpy"]
+    if dtype.name not in ("float32", "float64"):
+        return _modules["numpy"]
     return _automatic(func, dtype, size, columns, tempered)
 
 
-_installed("numpy")
+def choose_training(func, backend):
+    """The backend module computing training-loop operation `func`: backend= if given (ValueError naming the ones
+    that have these kernels when it does not), else the compiled kernels where built, else the numpy definitions;
+    FASTSOFTMAX_BACKEND applies when it names a backend that has them."""
+    if backend is not None:
+        module = backend_module(backend) if backend in BACKEND_NAMES else None
+        if module is None or not module.TRAINING:
+            having = [n for n in available() if _modules[n].TRAINING]
+            raise ValueError(f"{func}: backend must be None or one of {', '.join(map(repr, having))} (the ones with "
+                             f"training kernels here), got {backend!r}")
+        return module
+    for name in ((FORCED,) if FORCED else ()) + ("cython", "numpy"):
+        module = _declaration(name) if name in BACKEND_NAMES else None
+        if module is not None and module.TRAINING:
+            return module
+    return _modules["numpy"]
+
+
+def set_serial_below(elements):
+    """Tests only: change SERIAL_BELOW (0: every call on the threads), for the shortcut too; returns the previous."""
+    global SERIAL_BELOW
+    previous, SERIAL_BELOW = SERIAL_BELOW, elements
+    configure_shortcut()
+    return previous
+
+
+def threads_for(size):
+    """Threads for a call over `size` elements: one below SERIAL_BELOW or inside _threads.single_threaded() (the
+    caller parallelises already: dask tasks), else the configured count (fastsoftmax/_threads.py)."""
+    if size < SERIAL_BELOW or _threads.serial_here():
+        return 1
+    return _threads.get_num_threads()
+
+
+_declaration("numpy")
 reload_rules()

@@ -1,9 +1,13 @@
 """How many threads the compiled kernels use.
 
-In order: fastsoftmax.set_num_threads(n); else OMP_NUM_THREADS; else the cores this process may use (affinity and
-cgroup quota). A limit set with threadpoolctl.threadpool_limits caps the result while it is in force: the compiled
-kernels run on fastsoftmax's own thread pool (no OpenMP runtime), which registers itself with threadpoolctl as
-user_api "fastsoftmax" (when threadpoolctl is imported, before or after fastsoftmax).
+In order: fastsoftmax.set_num_threads(n); else OMP_NUM_THREADS (read at import, as OpenMP runtimes read it at
+start-up); else the cores this process may use (affinity and cgroup quota). A limit set with
+threadpoolctl.threadpool_limits caps the result while it is in force: the compiled kernels run on fastsoftmax's own
+thread pool (no OpenMP runtime), which registers itself with threadpoolctl as user_api "fastsoftmax" (when
+threadpoolctl is imported, before or after fastsoftmax).
+
+The compiled shortcut of the public functions keeps its own copy of the count and of the single_threaded() state:
+whoever needs to know registers with on_change().
 """
 import contextlib
 import importlib.abc
@@ -17,12 +21,8 @@ _setting = None
 _threadpoolctl_limit = None
 _this_thread = threading.local()  # .serial: the caller parallelises already (dask tasks); use one thread
 
-# Starting threads costs a few microseconds, while a thread handles ~3 float32 elements per nanosecond; below
-# this many elements one thread finishes before a second would have started.
-SERIAL_BELOW = 32768
-
 # The compiled module holding the thread pool; threadpoolctl finds it among the loaded libraries by its file name.
-POOL_MODULE = "fastsoftmax.cython_backend"
+POOL_MODULE = "fastsoftmax._backends.cython_kernels"
 
 
 def _cgroup_cpu_limit():
@@ -44,17 +44,39 @@ def usable_cores():
     return min(cores, quota) if quota else cores
 
 
-_USABLE_CORES = usable_cores()
+def _from_environment():
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value), "OMP_NUM_THREADS"
+    return usable_cores(), "usable cores"
+
+
+_ENVIRONMENT = _from_environment()
+_count_listeners = []     # called with the new thread count
+_serial_listeners = []    # called with True / False as this thread enters or leaves single_threaded()
+
+
+def on_change(count=None, serial=None):
+    """Register callbacks: count(n) whenever the thread count in force changes (called once now), serial(flag) when
+    the calling thread enters or leaves single_threaded()."""
+    if count is not None:
+        _count_listeners.append(count)
+        count(get_num_threads())
+    if serial is not None:
+        _serial_listeners.append(serial)
+
+
+def _changed():
+    n = get_num_threads()
+    for listener in _count_listeners:
+        listener(n)
 
 
 def _uncapped():
     """(threads, where the number comes from) before any threadpoolctl limit."""
     if _setting is not None:
         return _setting, "fastsoftmax.set_num_threads"
-    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if value.isdigit() and int(value) > 0:
-        return int(value), "OMP_NUM_THREADS"
-    return _USABLE_CORES, "usable cores"
+    return _ENVIRONMENT
 
 
 def get_num_threads():
@@ -78,6 +100,7 @@ def set_num_threads(n):
             raise ValueError(f"set_num_threads: n must be a positive int or None, got {n!r}")
     previous = get_num_threads()
     _setting = n
+    _changed()
     return previous
 
 
@@ -86,16 +109,19 @@ def single_threaded():
     """Within this block, calls made by this Python thread use one kernel thread each."""
     previous = getattr(_this_thread, "serial", False)
     _this_thread.serial = True
+    for listener in _serial_listeners:
+        listener(True)
     try:
         yield
     finally:
         _this_thread.serial = previous
+        for listener in _serial_listeners:
+            listener(previous)
 
 
-def threads_for(size):
-    if size < SERIAL_BELOW or getattr(_this_thread, "serial", False):
-        return 1
-    return get_num_threads()
+def serial_here():
+    """Whether this Python thread is inside single_threaded()."""
+    return getattr(_this_thread, "serial", False)
 
 
 # ---- threadpoolctl ------------------------------------------------------------------------------------------------
@@ -105,6 +131,7 @@ def _set_threadpoolctl_limit(n):
     restores on exit what get_num_threads returned on entry)."""
     global _threadpoolctl_limit
     _threadpoolctl_limit = None if n is None or n >= _uncapped()[0] else max(1, int(n))
+    _changed()
 
 
 def _register_with_threadpoolctl(threadpoolctl):
@@ -126,8 +153,8 @@ def _register_with_threadpoolctl(threadpoolctl):
             _set_threadpoolctl_limit(num_threads)
 
         def get_version(self):
-            from . import __version__
-            return __version__
+            import importlib.metadata
+            return importlib.metadata.version("fastsoftmax")
 
     threadpoolctl.register(FastsoftmaxController)
 

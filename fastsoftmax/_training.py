@@ -4,11 +4,12 @@
     log_softmax_backward(y_log, grad, axis)  grad - exp(y_log) * sum(grad, axis)  ... of log_softmax
     cross_entropy(logits, target, ...)     torch.nn.functional.cross_entropy, optionally with d loss / d logits
 
-Layers: the public functions validate like the rest of the package and map every input onto the canonical
-(outer, n, inner) view of fastsoftmax/_layout.py; a backend then computes over axis 1 of that view: the compiled
-kernels of src_cython/training_kernels.pyx (module fastsoftmax.training_kernels), or the readable numpy
-definitions in the "numpy reference" section below, which are also the fallback for what the kernels do not cover
-(cross entropy over columns, i.e. a class axis that is not the last one in memory).
+Layers: the public functions validate like the rest of the package (fastsoftmax/_validate.py) and map every input
+onto the canonical (outer, n, inner) view of fastsoftmax/_layout.py; the backend the dispatcher picks
+(fastsoftmax/_dispatch.py choose_training: the ones declaring TRAINING) then computes over axis 1 of that view: the
+compiled kernels (src_cython/cython_training.pyx, module fastsoftmax._backends.cython_training), or the readable
+numpy definitions in the "numpy reference" section below, which are also the fallback for what the kernels do not
+cover (cross entropy over columns, i.e. a class axis that is not the last one in memory).
 """
 import math
 import numbers
@@ -17,16 +18,9 @@ import operator
 import numpy as np
 
 from . import _dispatch
-from ._api import _axes, _check_out
 from ._layout import Layout
-from ._threads import threads_for
-
-try:
-    from . import training_kernels as _compiled
-    _WHY_NOT_COMPILED = None
-except ImportError as exc:  # not built: everything runs on the numpy reference
-    _compiled = None
-    _WHY_NOT_COMPILED = f"fastsoftmax.training_kernels does not import: {exc}"
+from ._validate import axes as _axes
+from ._validate import check_out as _check_out
 
 _FLOAT16 = np.dtype(np.float16)
 _FLOAT32 = np.dtype(np.float32)
@@ -121,19 +115,10 @@ def _as_real(x, func, name):
     return a
 
 
-def _backend(backend, func):
-    """'cython' or 'numpy' for this call: the compiled kernels when built, unless told otherwise."""
-    if backend is None:
-        if _dispatch.FORCED == "numpy" or _compiled is None:
-            return "numpy"
-        return "cython"
-    if backend == "numpy":
-        return "numpy"
-    if backend == "cython":
-        if _compiled is None:
-            raise ValueError(f"{func}: backend 'cython' is not available ({_WHY_NOT_COMPILED})")
-        return "cython"
-    raise ValueError(f"{func}: backend must be None, 'numpy' or 'cython', got {backend!r}")
+def _kernels(backend, func):
+    """The compiled training kernels this call uses, or None for the numpy definitions below."""
+    module = _dispatch.choose_training(func, backend)
+    return module.training() if module.NAME == "cython" else None
 
 
 def _same_memory(a, b):
@@ -144,7 +129,7 @@ def _same_memory(a, b):
 
 def backends():
     """Backends of the training operations usable here."""
-    return ("numpy",) if _compiled is None else ("numpy", "cython")
+    return tuple(name for name in _dispatch.available() if _dispatch.backend_module(name).TRAINING)
 
 
 # ---- softmax_backward / log_softmax_backward ----------------------------------------------------------------------
@@ -163,7 +148,9 @@ def _backward(func, y, grad, axis, out, backend):
         return result
 
     compute = _FLOAT32 if dtype == _FLOAT16 else dtype
-    use = _backend(backend, func) if compute in _FAST else "numpy"
+    kernels = _kernels(backend, func)
+    if compute not in _FAST:
+        kernels = None
     y3 = layout.view3(y.astype(compute, copy=False))
     g3 = layout.view3(grad.astype(compute, copy=False))
     o3 = layout.writable_view3(result) if compute == dtype else None
@@ -173,8 +160,8 @@ def _backward(func, y, grad, axis, out, backend):
     direct = o3 is not None
     if not direct:
         o3 = np.empty(layout.shape3, compute)
-    if use == "cython":
-        getattr(_compiled, func)(y3, g3, o3, threads_for(y.size))
+    if kernels is not None:
+        getattr(kernels, func)(y3, g3, o3, _dispatch.threads_for(y.size))
     else:
         (softmax_backward_reference if func == "softmax_backward" else log_softmax_backward_reference)(y3, g3, o3)
     if not direct:
@@ -188,7 +175,7 @@ def softmax_backward(y, grad, axis, *, out=None, backend=None):
     That is d/dx of sum(grad * softmax(x)). One pass over memory per line, sums in float64. `axis` is an int, a
     tuple of ints or None (all axes), as for fastsoftmax.softmax. y and grad must have the same shape; the result
     has their common dtype (float16 computed in float32, ints as float64). `out` may be `grad` itself (in place).
-    `backend` forces "numpy" or "cython" (default: cython when built).
+    `backend` forces one of the backends with training kernels, "numpy" or "cython" (default: cython when built).
     """
     return _backward("softmax_backward", y, grad, axis, out, backend)
 
@@ -311,9 +298,9 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", ignore_index=-10
     if reduction == "mean":
         scale = 1.0 / denominator if denominator != 0 else math.inf
 
-    use = _backend(backend, func) if compute in _FAST else "numpy"
-    if use == "cython" and layout.inner != 1:
-        use = "numpy"  # the kernels cover lines contiguous in memory
+    kernels = _kernels(backend, func)
+    if compute not in _FAST or layout.inner != 1:
+        kernels = None  # the kernels cover float32/float64 lines contiguous in memory
     loss2 = np.empty((layout.outer, layout.inner), np.float64)
     grad3 = result_grad = None
     direct = False
@@ -324,15 +311,16 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", ignore_index=-10
         if not direct:
             grad3 = np.empty(layout.shape3, compute)
     if x.size:
-        if use == "cython":
+        if kernels is not None:
             outer, n = layout.outer, layout.n
             grad2 = None if grad3 is None else grad3.reshape(outer, n)
+            n_threads = _dispatch.threads_for(x.size)
             if probabilities:
-                _compiled.cross_entropy_prob(x3.reshape(outer, n), q3.reshape(outer, n), w, ls, scale,
-                                             loss2.reshape(outer), grad2, threads_for(x.size))
+                kernels.cross_entropy_prob(x3.reshape(outer, n), q3.reshape(outer, n), w, ls, scale,
+                                           loss2.reshape(outer), grad2, n_threads)
             else:
-                _compiled.cross_entropy_class(x3.reshape(outer, n), np.ascontiguousarray(t2.reshape(outer)), w,
-                                              ls, scale, loss2.reshape(outer), grad2, threads_for(x.size))
+                kernels.cross_entropy_class(x3.reshape(outer, n), np.ascontiguousarray(t2.reshape(outer)), w,
+                                            ls, scale, loss2.reshape(outer), grad2, n_threads)
         elif probabilities:
             cross_entropy_prob_reference(x3, q3, w, ls, scale, loss2, grad3)
         else:

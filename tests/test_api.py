@@ -110,9 +110,9 @@ def test_environment_variable_forces_a_backend():
         import fastsoftmax
         from fastsoftmax import _dispatch
         import numpy as np
-        print(_dispatch.choose("softmax", np.dtype(np.float64), 10**6, False, None).__name__)
+        print(_dispatch.choose("softmax", np.dtype(np.float64), 10**6, False, None).NAME)
     """
-    assert run_python(code, FASTSOFTMAX_BACKEND="numpy").strip() == "fastsoftmax.reference"
+    assert run_python(code, FASTSOFTMAX_BACKEND="numpy").strip() == "numpy"
     out = subprocess.run([sys.executable, "-c", "import fastsoftmax; fastsoftmax.softmax([1.0])"],
                          capture_output=True, text=True, env={**os.environ, "FASTSOFTMAX_BACKEND": "bogus"})
     assert out.returncode != 0 and "unknown backend 'bogus'" in out.stderr
@@ -193,13 +193,21 @@ def test_calibration_file_overrides_the_shipped_rules(tmp_path):
         import numpy as np
         from fastsoftmax import _dispatch
         f64 = np.dtype(np.float64)
-        print(_dispatch.choose("softmax", f64, 999, False, None).__name__,
-              _dispatch.choose("softmax", f64, 1000, False, None).__name__,
-              _dispatch.choose("log_softmax", f64, 10, False, None).__name__, _dispatch.RULES_SOURCE)
+        print(_dispatch.choose("softmax", f64, 999, False, None).NAME,
+              _dispatch.choose("softmax", f64, 1000, False, None).NAME,
+              _dispatch.choose("log_softmax", f64, 10, False, None).NAME, _dispatch.RULES_SOURCE)
+        # the public function follows the rules too (its compiled shortcut hands the calls it does not own over)
+        import fastsoftmax
+        from fastsoftmax._backends import numpy as reference_backend
+        calls, original = [], reference_backend.softmax
+        reference_backend.softmax = lambda *args: (calls.append(args[0].size), original(*args))[1]
+        fastsoftmax.softmax(np.ones(999)), fastsoftmax.softmax(np.ones(1000))
+        print(calls == [999])
     """
     out = run_python(code, FASTSOFTMAX_CONFIG=str(config)).split()
-    assert out[:3] == ["fastsoftmax.reference", "fastsoftmax.cython_backend", "fastsoftmax.cython_backend"]
+    assert out[:3] == ["numpy", "cython", "cython"]
     assert out[3] == "calibration"
+    assert out[-1] == "True"
 
 
 def test_a_broken_calibration_file_is_ignored_with_a_warning(tmp_path):
@@ -266,16 +274,23 @@ def test_rules_with_unordered_or_open_ended_limits_are_refused(steps):
 
 
 def test_single_threaded_block_holds_only_in_its_thread():
-    from fastsoftmax import _threads
+    """Both the dispatcher and the compiled shortcut (which keeps the state per thread in C) see it."""
+    from fastsoftmax import _dispatch, _threads
+    counts = [_dispatch.threads_for]
+    if "cython" in BACKENDS:
+        from fastsoftmax._backends import cython_kernels
+        counts.append(cython_kernels._threads_for)
     previous = fastsoftmax.set_num_threads(2)
     try:
-        seen = []
-        with _threads.single_threaded():
-            assert _threads.threads_for(10**7) == 1
-            other = threading.Thread(target=lambda: seen.append(_threads.threads_for(10**7)))
-            other.start()
-            other.join()
-        assert seen == [2]
-        assert _threads.threads_for(10**7) == 2
+        for threads_for in counts:
+            seen = []
+            with _threads.single_threaded():
+                assert threads_for(10**7) == 1
+                other = threading.Thread(target=lambda: seen.append(threads_for(10**7)))
+                other.start()
+                other.join()
+            assert seen == [2]
+            assert threads_for(10**7) == 2
+            assert threads_for(100) == 1
     finally:
         fastsoftmax.set_num_threads(previous)

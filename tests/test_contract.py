@@ -8,6 +8,14 @@ from .util import (BACKENDS, FLOAT_DTYPES, FUNCTIONS, array_cases, exact, intege
                    tiny_tasks, tolerance_violations)
 
 
+# None: the automatic choice, which takes the compiled shortcut of fastsoftmax/_api.py for the common calls
+CONTRACT_BACKENDS = [None, *BACKENDS]
+
+
+def _id(backend):
+    return "auto" if backend is None else backend
+
+
 def _run(func, backend, x, axis):
     return getattr(fastsoftmax, func)(x, axis=axis, backend=backend)
 
@@ -57,13 +65,13 @@ def threading(request):
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", CONTRACT_BACKENDS, ids=_id)
 @pytest.mark.parametrize("func", FUNCTIONS)
 def test_float_inputs(func, backend, dtype, threading):
     _check_all(func, backend, array_cases(dtype))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", CONTRACT_BACKENDS, ids=_id)
 @pytest.mark.parametrize("func", FUNCTIONS)
 def test_integer_bool_list_and_scalar_inputs(func, backend):
     _check_all(func, backend, integer_cases())
@@ -87,7 +95,7 @@ def test_generator_covers_what_the_contract_names(func, backend):
     assert len(labels) > 500
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", CONTRACT_BACKENDS, ids=_id)
 @pytest.mark.parametrize("func", ["softmax", "log_softmax"])
 def test_out_argument_on_every_path(func, backend, threading):
     """The same inputs written into a caller's out= (C order, which the kernels fill directly and, past a size, with
@@ -108,3 +116,34 @@ def test_out_argument_on_every_path(func, backend, threading):
             if problem:
                 failures.append(f"{label}: {problem}")
     assert not failures, f"{func} backend={backend} out=: {len(failures)} failing, first ones:\n" + "\n".join(failures[:10])
+
+
+@pytest.mark.parametrize("func", FUNCTIONS)
+def test_the_compiled_shortcut_gives_the_general_paths_bits(func, threading):
+    """fastsoftmax.softmax(x) without backend= takes the compiled shortcut for plain C-ordered float32/float64 arrays;
+    the general path (fastsoftmax/_compute.py) must give exactly the same bits, dtype and shape, out= included."""
+    from fastsoftmax import _compute
+    if "cython" not in BACKENDS:
+        pytest.skip("no compiled backend")
+    checked = 0
+    for dtype in (np.float32, np.float64):
+        for label, x, axis in array_cases(dtype):
+            if not (isinstance(x, np.ndarray) and x.flags.c_contiguous and x.ndim and x.size and x.dtype.isnative):
+                continue
+            if not (axis is None or isinstance(axis, int)):
+                continue
+            if func == "logsumexp":
+                for keepdims in (False, True):
+                    got = fastsoftmax.logsumexp(x, axis=axis, keepdims=keepdims)
+                    want = _compute.logsumexp(x, axis, None, keepdims, False, None)
+                    assert type(got) is type(want) and np.shape(got) == np.shape(want), label
+                    assert np.array_equal(got, want, equal_nan=True), label
+            else:
+                out = np.empty_like(x)
+                for kwargs in ({}, {"out": out}, {"temperature": 0.7}):
+                    got = getattr(fastsoftmax, func)(x, axis=axis, **kwargs)
+                    want = _compute.softmax_like(func, x, axis, None, None, kwargs.get("temperature", 1.0))
+                    assert got.dtype == want.dtype and got.shape == want.shape, label
+                    assert np.array_equal(got, want, equal_nan=True), (label, kwargs)
+            checked += 1
+    assert checked > 100

@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent("""
     from concurrent.futures import ProcessPoolExecutor
     import numpy as np
     import fastsoftmax as fs
-    from fastsoftmax import cython_backend
+    from fastsoftmax._backends import cython_kernels as cython_backend
 
     backend, way = sys.argv[1], sys.argv[2]
     fs.set_num_threads(2)

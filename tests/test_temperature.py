@@ -7,11 +7,11 @@ import pytest
 import fastsoftmax
 
 from .test_accuracy import COMPILED, LOG_SOFTMAX_ULP, SOFTMAX_ULP, ulp_error
-from fastsoftmax._dispatch import TEMPERATURE_BACKENDS
+from fastsoftmax import _dispatch
 
 from .util import BACKENDS, array_cases, exact, tiny_tasks
 
-TEMPERED = [name for name in BACKENDS if name in TEMPERATURE_BACKENDS]
+TEMPERED = [name for name in BACKENDS if _dispatch.backend_module(name).TEMPERATURE]
 
 TEMPERATURES = [0.01, 0.37, 1 / 3, 2.0, 25.0]
 
@@ -67,7 +67,7 @@ def test_every_layout_and_special_value(backend, func, temperature, threading):
     assert not failures, f"{func} backend={backend} T={temperature}: " + "; ".join(failures[:5])
 
 
-@pytest.mark.parametrize("backend", [b for b in COMPILED if b in TEMPERATURE_BACKENDS])
+@pytest.mark.parametrize("backend", [b for b in COMPILED if b in TEMPERED])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("temperature", TEMPERATURES)
 @pytest.mark.parametrize("shape, axis", [((64, 1000), -1), ((300, 200), 0), ((10**6,), None)])

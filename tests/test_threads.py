@@ -53,7 +53,7 @@ def test_a_call_right_after_a_matmul_does_not_wait_for_busy_cores(backend):
 def test_threaded_mode_runs_tasks_on_helper_threads(backend):
     """tests/util.py's tiny_tasks (used by the contract suite's threaded mode) cuts small arrays into many tasks; the
     helpers must really take some, not leave the caller to do everything alone."""
-    from fastsoftmax import cython_backend
+    from fastsoftmax._backends import cython_kernels as cython_backend
     x = np.random.default_rng(1).standard_normal((64, 300)).astype(np.float32)
     want = fastsoftmax.softmax(x, axis=-1, backend="numpy")
     previous = fastsoftmax.set_num_threads(2)
@@ -75,7 +75,7 @@ def test_pool_runs_each_task_exactly_once_from_python():
     import ctypes
     if "cython" not in fastsoftmax.backends():
         pytest.skip("no compiled thread pool")
-    from fastsoftmax import cython_backend
+    from fastsoftmax._backends import cython_kernels as cython_backend
     counts = np.zeros(500, np.int64)
 
     @ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_ssize_t)

@@ -1,9 +1,9 @@
 """softmax_backward, log_softmax_backward and cross_entropy (fastsoftmax/_training.py) on every backend.
 
-Checked against: an independent long-double reference (below, written from torch's documented formulas), central
-finite differences in float64 for every gradient, and torch autograd when torch is installed (skipped otherwise);
-plus layouts (axis != -1, Fortran order, strided views), out=, edge-case errors, read-only inputs, and the README
-training-loop example.
+Checked against: an independent long-double reference (fastsoftmax/_tools/exact.py, written from torch's
+documented formulas), central finite differences in float64 for every gradient, and torch autograd when torch is
+installed (skipped otherwise); plus layouts (axis != -1, Fortran order, strided views), out=, edge-case errors,
+read-only inputs, and the README training-loop example.
 """
 import itertools
 
@@ -12,10 +12,11 @@ import pytest
 
 import fastsoftmax
 from fastsoftmax import _training
+from fastsoftmax._tools.accuracy import assert_close
+from fastsoftmax._tools.exact import exact, exact_cross_entropy, exact_log_softmax_backward, exact_softmax_backward
 from fastsoftmax._training import cross_entropy, log_softmax_backward, softmax_backward
 
 BACKENDS = _training.backends()
-LD = np.longdouble
 REDUCTIONS = ("none", "mean", "sum")
 
 
@@ -24,84 +25,6 @@ def _frozen(a):
     a = np.array(a)
     a.flags.writeable = False
     return a
-
-
-# ---- long-double references ---------------------------------------------------------------------------------------
-
-def ld_log_softmax(x, axis):
-    x = np.asarray(x).astype(LD)
-    m = x.max(axis=axis, keepdims=True)
-    shifted = x - m
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-
-
-def ld_softmax_backward(y, g, axis):
-    y, g = np.asarray(y).astype(LD), np.asarray(g).astype(LD)
-    return y * (g - (g * y).sum(axis=axis, keepdims=True))
-
-
-def ld_log_softmax_backward(y_log, g, axis):
-    y_log, g = np.asarray(y_log).astype(LD), np.asarray(g).astype(LD)
-    return g - np.exp(y_log) * g.sum(axis=axis, keepdims=True)
-
-
-def ld_cross_entropy(x, target, axis=-1, reduction="mean", ignore_index=-100, label_smoothing=0.0, weight=None):
-    """(loss, grad) in long double, torch's definition; grad is that of the reduced loss (of the summed losses
-    for reduction="none"). Classes are moved to the last axis and lines flattened."""
-    x = np.moveaxis(np.asarray(x).astype(LD), axis, -1)
-    shape, n = x.shape, x.shape[-1]
-    x = x.reshape(-1, n)
-    ls = LD(label_smoothing)
-    w = np.ones(n, LD) if weight is None else np.asarray(weight).astype(LD)
-    log_p = ld_log_softmax(x, -1)
-    p = np.exp(log_p)
-    target = np.asarray(target)
-    if target.dtype.kind == "f":  # probabilities
-        q = np.moveaxis(target.astype(LD), axis, -1).reshape(-1, n) * (1 - ls) + ls / n
-        wq = w * q
-        with np.errstate(invalid="ignore"):
-            lines = -np.where(wq == 0, 0, wq * log_p).sum(axis=-1)
-        grad = p * wq.sum(axis=-1, keepdims=True) - wq
-        denominator = LD(x.shape[0])
-    else:
-        t = target.reshape(-1)
-        ignored = t == ignore_index
-        ts = np.where(ignored, 0, t)
-        rows = np.arange(len(t))
-        w_t = np.where(ignored, 0, w[ts])
-        with np.errstate(invalid="ignore"):
-            lines = -(1 - ls) * w_t * log_p[rows, ts]
-            if label_smoothing:
-                lines = lines - ls / n * (w * log_p).sum(axis=-1)
-        lines = np.where(ignored, 0, lines)
-        onehot = np.zeros_like(x)
-        onehot[rows, ts] = 1
-        grad = p * ((1 - ls) * w_t + ls / n * w.sum())[:, None] - ((1 - ls) * w_t[:, None] * onehot + ls / n * w)
-        grad[ignored] = 0
-        denominator = w_t.sum()
-    if reduction == "none":
-        loss = lines.reshape(shape[:-1])
-    elif reduction == "sum":
-        loss = lines.sum()
-    else:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            loss = lines.sum() / denominator
-            grad = grad / denominator
-    grad = np.moveaxis(grad.reshape(shape), -1, axis)
-    return loss, grad
-
-
-def assert_close(actual, expected, rtol, what=""):
-    """Elementwise relative error, with an absolute floor of rtol * max|expected| (for entries near 0)."""
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    assert actual.shape == expected.shape, what
-    finite = np.isfinite(expected)
-    np.testing.assert_array_equal(np.isfinite(actual), finite, err_msg=what)
-    np.testing.assert_array_equal(actual[~finite], expected[~finite].astype(np.float64), err_msg=what)
-    if finite.any():
-        e = expected[finite].astype(np.float64)
-        scale = max(np.abs(e).max(), np.finfo(np.float64).tiny)
-        np.testing.assert_allclose(actual[finite].astype(np.float64), e, rtol=rtol, atol=rtol * scale, err_msg=what)
 
 
 def _rtol(dtype):
@@ -138,7 +61,7 @@ def test_cross_entropy_class_targets(backend, dtype, reduction, weighted, ls):
     w = _frozen(rng.uniform(0.2, 3.0, 11)) if weighted else None
     loss, grad = cross_entropy(x, t, reduction=reduction, label_smoothing=ls, weight=w, return_grad=True,
                                backend=backend)
-    ref_loss, ref_grad = ld_cross_entropy(x, t, reduction=reduction, label_smoothing=ls, weight=w)
+    ref_loss, ref_grad = exact_cross_entropy(x, t, reduction=reduction, label_smoothing=ls, weight=w)
     assert grad.dtype == dtype and grad.shape == x.shape
     assert np.asarray(loss).dtype == dtype and np.shape(loss) == np.shape(ref_loss)
     assert_close(loss, ref_loss, _rtol(dtype), "loss")
@@ -158,7 +81,7 @@ def test_cross_entropy_probability_targets(backend, dtype, reduction, weighted, 
     w = _frozen(rng.uniform(0.2, 3.0, 9)) if weighted else None
     loss, grad = cross_entropy(x, q, reduction=reduction, label_smoothing=ls, weight=w, return_grad=True,
                                backend=backend)
-    ref_loss, ref_grad = ld_cross_entropy(x, q, reduction=reduction, label_smoothing=ls, weight=w)
+    ref_loss, ref_grad = exact_cross_entropy(x, q, reduction=reduction, label_smoothing=ls, weight=w)
     assert_close(loss, ref_loss, _rtol(dtype), "loss")
     assert_close(grad, ref_grad, _rtol(dtype), "grad")
 
@@ -198,7 +121,7 @@ def test_cross_entropy_layouts(backend, case):
     for reduction in REDUCTIONS:
         loss, grad = cross_entropy(x, t, axis, reduction=reduction, weight=w, label_smoothing=0.1, return_grad=True,
                                    backend=backend)
-        ref_loss, ref_grad = ld_cross_entropy(x, t, axis, reduction=reduction, weight=w, label_smoothing=0.1)
+        ref_loss, ref_grad = exact_cross_entropy(x, t, axis, reduction=reduction, weight=w, label_smoothing=0.1)
         dtype = np.result_type(x.dtype, np.float16) if x.dtype.kind == "f" else np.float64
         assert grad.dtype == dtype and np.asarray(loss).dtype == dtype
         rtol = 2e-3 if dtype == np.float16 else 1e-12
@@ -221,7 +144,7 @@ def test_cross_entropy_extreme_logits(backend, dtype):
     t = np.array([0, 1, 2, 0, 1, 3])
     for ls, reduction in itertools.product((0.0, 0.2), REDUCTIONS):
         loss, grad = cross_entropy(x, t, reduction=reduction, label_smoothing=ls, return_grad=True, backend=backend)
-        ref_loss, ref_grad = ld_cross_entropy(x, t, reduction=reduction, label_smoothing=ls)
+        ref_loss, ref_grad = exact_cross_entropy(x, t, reduction=reduction, label_smoothing=ls)
         if reduction == "none":
             assert loss[1] == np.inf
             assert (loss[0] == np.inf) == (ls > 0)  # smoothing also scores the -inf class, as in torch
@@ -244,7 +167,7 @@ def test_cross_entropy_nonfinite_lines_give_nan(backend):
 def test_probability_target_zero_at_minus_inf_contributes_nothing(backend):
     x = np.array([[1.0, -np.inf, 2.0]])
     loss, grad = cross_entropy(x, np.array([[0.5, 0.0, 0.5]]), return_grad=True, backend=backend)
-    ref = -0.5 * (ld_log_softmax(x, -1)[0, 0] + ld_log_softmax(x, -1)[0, 2])
+    ref = -0.5 * (exact("log_softmax", x, -1)[0, 0] + exact("log_softmax", x, -1)[0, 2])
     assert np.isclose(loss, float(ref), rtol=1e-14)
     assert grad[0, 1] == 0
 
@@ -344,9 +267,9 @@ def test_backward_against_long_double(backend, dtype, case):
     reduce_axis = tuple(range(y.ndim)) if axis is None else axis
     out = softmax_backward(y, g, axis, backend=backend)
     assert out.dtype == dtype and out.shape == y.shape
-    assert_close(out, ld_softmax_backward(y, g, reduce_axis), 4 * _rtol(dtype), "softmax_backward")
+    assert_close(out, exact_softmax_backward(y, g, reduce_axis), 4 * _rtol(dtype), "softmax_backward")
     out = log_softmax_backward(y_log, g, axis, backend=backend)
-    assert_close(out, ld_log_softmax_backward(y_log, g, reduce_axis), 4 * _rtol(dtype), "log_softmax_backward")
+    assert_close(out, exact_log_softmax_backward(y_log, g, reduce_axis), 4 * _rtol(dtype), "log_softmax_backward")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -354,7 +277,7 @@ def test_backward_out_and_dtypes(backend):
     rng = np.random.default_rng(7)
     y = fastsoftmax.softmax(rng.normal(size=(6, 10)), axis=-1)
     g = rng.normal(size=y.shape)
-    expected = np.asarray(ld_softmax_backward(y, g, -1), np.float64)
+    expected = np.asarray(exact_softmax_backward(y, g, -1), np.float64)
 
     out = np.empty_like(y)
     assert softmax_backward(y, g, -1, out=out, backend=backend) is out
@@ -364,11 +287,11 @@ def test_backward_out_and_dtypes(backend):
     np.testing.assert_allclose(in_place, expected, rtol=1e-12, atol=1e-15)
     overlapping = np.concatenate([g, g[:1]])  # out overlaps grad shifted by a row: computed aside, still right
     softmax_backward(y, overlapping[1:], -1, out=overlapping[:-1], backend=backend)
-    np.testing.assert_allclose(overlapping[:-1], np.asarray(ld_softmax_backward(y, g[list(range(1, 6)) + [0]], -1),
+    np.testing.assert_allclose(overlapping[:-1], np.asarray(exact_softmax_backward(y, g[list(range(1, 6)) + [0]], -1),
                                                             np.float64), rtol=1e-12, atol=1e-15)
     out_f = np.empty(y.shape, order="F")
     log_softmax_backward(np.log(y), g, 1, out=out_f, backend=backend)
-    np.testing.assert_allclose(out_f, np.asarray(ld_log_softmax_backward(np.log(y), g, 1), np.float64), rtol=1e-12,
+    np.testing.assert_allclose(out_f, np.asarray(exact_log_softmax_backward(np.log(y), g, 1), np.float64), rtol=1e-12,
                                atol=1e-15)
 
     half = softmax_backward(y.astype(np.float16), g.astype(np.float16), -1, backend=backend)
@@ -551,7 +474,7 @@ def test_readme_training_loop(monkeypatch, capsys):
 @pytest.mark.skipif("cython" not in BACKENDS, reason="training kernels not built")
 @pytest.mark.parametrize("threads", [1, 2])
 def test_threaded_sizes_match_reference(threads):
-    """Inputs above the serial threshold (fastsoftmax._threads.SERIAL_BELOW) run on several threads."""
+    """Inputs above the serial threshold (fastsoftmax._dispatch.SERIAL_BELOW) run on several threads."""
     rng = np.random.default_rng(10)
     x = _logits(rng, (300, 200), np.float32)
     t = _targets(rng, (300,), 200)
@@ -561,13 +484,13 @@ def test_threaded_sizes_match_reference(threads):
     try:
         for target in (t, q):
             loss, grad = cross_entropy(x, target, label_smoothing=0.1, return_grad=True, backend="cython")
-            ref_loss, ref_grad = ld_cross_entropy(x, target, label_smoothing=0.1)
+            ref_loss, ref_grad = exact_cross_entropy(x, target, label_smoothing=0.1)
             assert_close(loss, ref_loss, 2e-6, "loss")
             assert_close(grad, ref_grad, 2e-6, "grad")
         y = fastsoftmax.softmax(x, axis=-1)
-        assert_close(softmax_backward(y, g, -1, backend="cython"), ld_softmax_backward(y, g, -1), 1e-5, "backward")
+        assert_close(softmax_backward(y, g, -1, backend="cython"), exact_softmax_backward(y, g, -1), 1e-5, "backward")
         y3 = np.ascontiguousarray(y.T)
-        assert_close(softmax_backward(y3, g.T, 0, backend="cython"), ld_softmax_backward(y3, g.T, 0), 1e-5, "cols")
+        assert_close(softmax_backward(y3, g.T, 0, backend="cython"), exact_softmax_backward(y3, g.T, 0), 1e-5, "cols")
     finally:
         fastsoftmax.set_num_threads(previous)
 

@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 
 import fastsoftmax
+from fastsoftmax._tools.exact import exact, line_length
 
 FUNCTIONS = ("softmax", "log_softmax", "logsumexp")
 BACKENDS = fastsoftmax.backends()
@@ -17,64 +18,31 @@ def tiny_tasks(enabled=True):
     into tasks of 1 to 4 elements, split rows of 8 or more (when there are fewer rows than threads) into slices of
     16, give column tasks 16 columns and stream every out= output: small test arrays then take every parallel path
     of the drivers (several tasks, split rows, column tiles, non-temporal stores)."""
-    from fastsoftmax import _threads
-    serial_below = _threads.SERIAL_BELOW
+    from fastsoftmax import _dispatch
+    serial_below = _dispatch.SERIAL_BELOW
     modules = []
     if enabled and "cython" in BACKENDS:
-        from fastsoftmax import cython_backend
-        modules.append(cython_backend)
+        from fastsoftmax._backends import cython_kernels
+        modules.append(cython_kernels)
     if enabled and "numba" in BACKENDS:
         from fastsoftmax._backends import numba as numba_backend
         modules.append(numba_backend)
     for module in modules:
         sizes = dict(task_min=1, task_max=4, split_row_min=8, slice=16, column_tile=16)
-        if module.__name__.endswith("cython_backend"):
+        if module.__name__.endswith("cython_kernels"):
             sizes["stream_bytes"] = 1
         module._set_task_sizes(**sizes)
     if enabled:
-        _threads.SERIAL_BELOW = 0
+        _dispatch.set_serial_below(0)
     try:
         yield
     finally:
-        _threads.SERIAL_BELOW = serial_below
+        _dispatch.set_serial_below(serial_below)
         for module in modules:
             module._set_task_sizes()
 
 
-# ---- the reference: numpy in long double (64-bit mantissa on x86-64), scipy's semantics ----------------------
-
-def exact(func, x, axis=None, temperature=1):
-    """func(x / temperature, axis) in long double, with scipy's results on nan and inf; also for tuple axes and
-    0-d input. x / temperature is never formed: (x - max) / temperature cannot overflow where it would."""
-    a = np.asarray(x).astype(np.longdouble)
-    t = np.longdouble(temperature)
-    if func == "logsumexp":
-        a = np.atleast_1d(a)
-    with np.errstate(all="ignore"):
-        m = np.max(a, axis=axis, keepdims=True) if a.size else np.zeros((1,) * a.ndim, a.dtype)
-        if func == "softmax":
-            e = np.exp((a - m) / t)
-            return e / np.sum(e, axis=axis, keepdims=True)
-        finite_m = np.where(np.isfinite(m), m, 0)
-        log_total = np.log(np.sum(np.exp((a - finite_m) / t), axis=axis, keepdims=True))
-        # near 0 (a peaked line) log(1 + tiny) would cost even long double its digits: count the max's own terms
-        # apart and take log1p of the rest
-        is_max = a == m
-        count = np.sum(is_max, axis=axis, keepdims=True)
-        others = np.sum(np.where(is_max, 0, np.exp((a - m) / t)), axis=axis, keepdims=True)
-        log_total = np.where(np.isfinite(m) & (count > 0), np.log(count) + np.log1p(others / count), log_total)
-        if func == "log_softmax":
-            return (a - finite_m) / t - log_total
-        return np.squeeze(log_total + finite_m, axis=axis)
-
-
-def line_length(shape, axis):
-    """How many elements each reduction line has."""
-    if axis is None:
-        return max(1, int(np.prod(shape)))
-    axes = axis if isinstance(axis, tuple) else (axis,)
-    return max(1, int(np.prod([shape[a] for a in axes])))
-
+# ---- the reference (fastsoftmax/_tools/exact.py) and the numpy backend's tolerance -----------------------------
 
 def shift_magnitude(func, x, axis=None):
     """|x - max| per element (0 where not finite): the rounding of x - max costs up to that many eps."""

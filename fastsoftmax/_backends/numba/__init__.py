@@ -1,21 +1,32 @@
-"""Numba backend: softmax, log_softmax and logsumexp compiled by numba, imported on first use (numba costs ~0.4 s).
+"""Numba backend: softmax, log_softmax and logsumexp compiled by numba on first use (import numba ~0.4 s).
 
-Contract (as every backend): softmax(x, out, n_threads, temperature=1.0), log_softmax(...) and
-logsumexp(x, out, n_threads) over axis 1 of a C-contiguous float32/float64 (outer, n, inner) array x; out is like x,
-or (outer, inner) for logsumexp. The caller validates.
+Importing this module is cheap: it declares the backend and imports numba only when a kernel first runs.
 
 Modules: _exp (the scalar exp and log_softmax cores, LLVM intrinsics), _rows (one row or a slice of one), _columns
 (a tile of columns), _tasks (those kernels as C-callable tasks for fastsoftmax's thread pool). The array is cut into
 tasks exactly as the C drivers cut it (src_cython/parallel/fs_lines.c): blocks of rows, tiles of columns, or slices
-of rows that are few and long; cuts depend on the shape only.
+of rows that are few and long; cuts depend on the shape only. Without the compiled thread pool (a build without the
+Cython extension) the tasks run on the calling thread.
 """
+import importlib.util
 from fractions import Fraction
 
 import numpy as np
 
-from . import _tasks
-from ._rows import OP_LOG_SOFTMAX, OP_LOGSUMEXP, OP_SOFTMAX
-from ._tasks import merge_maxima, merge_online, merge_sums, finish_rows
+# the kernels' operation codes (_rows.py): softmax, log_softmax, logsumexp
+OP_SOFTMAX, OP_LOG_SOFTMAX, OP_LOGSUMEXP = 0, 1, 2
+
+NAME = "numba"
+DTYPES = frozenset({"float32", "float64"})
+TEMPERATURE = True
+TRAINING = False
+
+
+def unavailable():
+    if importlib.util.find_spec("numba") is None:
+        return "numba is not installed"
+    return None
+
 
 __all__ = ["softmax", "log_softmax", "logsumexp"]
 
@@ -26,7 +37,7 @@ _TASKS_PER_THREAD = 8
 
 
 def _set_task_sizes(task_min=0, task_max=0, split_row_min=0, slice=0, column_tile=0):
-    """Tests only: as fastsoftmax.cython_backend._set_task_sizes (0 restores a default)."""
+    """Tests only: as fastsoftmax._backends.cython_kernels._set_task_sizes (0 restores a default)."""
     given = {"task_min": task_min, "task_max": task_max, "split_row_min": split_row_min, "slice": slice,
              "column_tile": column_tile}
     for key, value in given.items():
@@ -47,6 +58,8 @@ def _inverse(temperature):
 
 
 def _split_rows(x, out, op, it, eit, n_threads):
+    from . import _tasks
+    from ._tasks import finish_rows, merge_maxima, merge_online, merge_sums
     outer, n, _ = x.shape
     per_line = -(-n // _sizes["slice"])
     tasks = outer * per_line
@@ -73,6 +86,7 @@ def _split_rows(x, out, op, it, eit, n_threads):
 
 
 def _compute(x, out, n_threads, op, temperature=1.0):
+    from . import _tasks
     outer, n, inner = x.shape
     if x.size == 0:
         return
@@ -108,4 +122,5 @@ def logsumexp(x, out, n_threads):
 
 def threads_available():
     """Whether this backend runs on threads: it needs fastsoftmax's compiled thread pool."""
+    from . import _tasks
     return _tasks.HAVE_POOL

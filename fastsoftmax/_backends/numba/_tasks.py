@@ -1,6 +1,6 @@
 """The numba backend's tasks: compiled C-callable functions (numba.cfunc) that fastsoftmax's thread pool runs.
 
-The pool (src_cython/parallel/fs_pool.c, in fastsoftmax.cython_backend) is the same one the Cython kernels use: the
+The pool (src_cython/parallel/fs_pool.c, in fastsoftmax._backends.cython_kernels) is the same one the Cython kernels use: the
 calling thread works and other threads only help when they are running, so a numba call never stalls next to
 numpy's BLAS threads and survives fork; numba's own threading layers (OpenMP, workqueue) do neither. Each task
 function has the C signature void(int64 *ctx, intptr task): ctx is a small int64 array describing the call (below),
@@ -207,10 +207,9 @@ def task(kind, itemsize):
     return compiled
 
 
-try:
-    from fastsoftmax import cython_backend as _pool
-except ImportError:  # built without the compiled extension: tasks run on the calling thread
-    _pool = None
+from .. import cython as _cython_backend
+
+_pool = _cython_backend.compiled   # None when built without the compiled extension: tasks run on the calling thread
 
 HAVE_POOL = _pool is not None
 

@@ -8,9 +8,15 @@ Layers, bottom up:
    when they are running; results never depend on which thread ran what.
 3. This module: arrays the package has already validated and made C-contiguous (fastsoftmax/_layout.py) handed to
    the drivers with the GIL released; the input is typed const, so read-only arrays work.
+4. The shortcut of the public functions (fast_softmax, fast_logsumexp): the common call (a float32/float64 ndarray
+   in C order, an int axis or None) checked, laid out and dispatched here in C; anything else returns
+   NotImplemented and takes the general path (fastsoftmax/_compute.py), which computes the same bits.
 """
 from cpython.pycapsule cimport PyCapsule_New
 from cython cimport floating
+cimport numpy as cnp
+
+import numpy as np
 
 from fs_kernels cimport fs_init, fs_simd_path, fs_cpu_features
 
@@ -78,7 +84,7 @@ def set_spin_us(int us):
 
 
 def _pool_run_capsule():
-    """fs_pool_run for the other compiled modules of the package (fastsoftmax.training_kernels): one pool per
+    """fs_pool_run for the other compiled modules of the package (fastsoftmax._backends.cython_training): one pool per
     process."""
     return PyCapsule_New(<void *>fs_pool_run, "fs_pool_run", NULL)
 
@@ -172,3 +178,189 @@ def _check_rows(a):
     if (a.ndim != 2 or a.shape[1] < 1 or (a.shape[1] > 1 and a.strides[1] != a.itemsize)
             or (a.shape[0] > 1 and a.strides[0] % a.itemsize)):
         raise ValueError("expected a (rows, n) array with n >= 1 and contiguous rows")
+
+
+# ---- 4. the shortcut of the public functions ---------------------------------------------------------------------
+
+cnp.import_array()
+
+cdef extern from *:
+    """
+    /* The calling thread is inside fastsoftmax._threads.single_threaded() (a dask task: its caller parallelises). */
+    static _Thread_local int fs_serial_here = 0;
+    """
+    int fs_serial_here
+
+# Set by configure_shortcut() (fastsoftmax/_dispatch.py reads its rules and the thread count and pushes them here).
+cdef bint shortcut_on = False
+cdef Py_ssize_t serial_below = 32768
+cdef int n_threads_now = 1
+# per (function, columns?, dtype): the sizes [from, below) the rules send to this backend
+cdef Py_ssize_t cython_from[3][2][2]
+cdef Py_ssize_t cython_below[3][2][2]
+
+
+def configure_shortcut(bint enabled, Py_ssize_t serial, int n_threads, ranges):
+    """enabled: no backend is forced by FASTSOFTMAX_BACKEND (or it is cython); serial: fastsoftmax._dispatch's
+    SERIAL_BELOW; n_threads: the thread count in force; ranges: {(func code, columns, dtype code): (from, below)}
+    of the sizes the dispatch rules give to cython (absent: none)."""
+    global shortcut_on, serial_below, n_threads_now
+    cdef int f, k, d
+    for f in range(3):
+        for k in range(2):
+            for d in range(2):
+                cython_from[f][k][d], cython_below[f][k][d] = ranges.get((f, k, d), (0, 0))
+    serial_below, n_threads_now, shortcut_on = serial, max(1, n_threads), enabled
+
+
+def set_threads(int n_threads):
+    """The thread count in force changed (set_num_threads, threadpoolctl)."""
+    global n_threads_now
+    n_threads_now = max(1, n_threads)
+
+
+def set_serial_here(bint serial):
+    """This thread enters (True) or leaves (False) fastsoftmax._threads.single_threaded()."""
+    global fs_serial_here
+    fs_serial_here = serial
+
+
+cdef inline int threads_for(Py_ssize_t size) noexcept:
+    return 1 if size < serial_below or fs_serial_here else n_threads_now
+
+
+def _threads_for(Py_ssize_t size):
+    """Tests only: the threads the shortcut gives a call of `size` elements on this Python thread."""
+    return threads_for(size)
+
+
+cdef inline bint routed_here(int func, bint columns, int dtype, Py_ssize_t size) noexcept:
+    return cython_from[func][columns][dtype] <= size < cython_below[func][columns][dtype]
+
+
+cdef int plain_c_input(object x, int *dtype) except -2:
+    """1 when x is a native float32/float64 ndarray (not a subclass) in C order with at least one dimension and one
+    element, its dtype code in *dtype; else 0."""
+    cdef cnp.ndarray a
+    if type(x) is not np.ndarray:
+        return 0
+    a = <cnp.ndarray>x
+    if cnp.PyArray_NDIM(a) == 0 or cnp.PyArray_SIZE(a) == 0 or not cnp.PyArray_ISCARRAY_RO(a):
+        return 0
+    if cnp.PyArray_ISBYTESWAPPED(a):
+        return 0
+    if cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32:
+        dtype[0] = FS_FLOAT32
+    elif cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT64:
+        dtype[0] = FS_FLOAT64
+    else:
+        return 0
+    return 1
+
+
+cdef int split_axis(cnp.ndarray a, object axis, Py_ssize_t *outer, Py_ssize_t *n, Py_ssize_t *inner,
+                    int *axis_out) except -2:
+    """The (outer, n, inner) view of C-ordered a reduced over axis (None or an int in range); 0 when axis is anything
+    else (the general path raises or handles it)."""
+    cdef int ndim = cnp.PyArray_NDIM(a), k, i
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(a)
+    if axis is None:
+        outer[0], n[0], inner[0], axis_out[0] = 1, cnp.PyArray_SIZE(a), 1, -1
+        return 1
+    if type(axis) is not int:
+        return 0
+    k = axis
+    if k < 0:
+        k += ndim
+    if k < 0 or k >= ndim:
+        return 0
+    outer[0], n[0], inner[0], axis_out[0] = 1, dims[k], 1, k
+    for i in range(k):
+        outer[0] *= dims[i]
+    for i in range(k + 1, ndim):
+        inner[0] *= dims[i]
+    return 1
+
+
+def fast_softmax(int func, x, axis, out, temperature):
+    """softmax (func 0) or log_softmax (1) of the common call, or NotImplemented (see layer 4 above)."""
+    cdef int dtype, axis_k, threads
+    cdef Py_ssize_t outer, n, inner, size
+    cdef double t
+    cdef cnp.ndarray a, y
+    cdef char *x0
+    cdef char *y0
+    cdef char *x1
+    cdef char *y1
+    if not shortcut_on or not plain_c_input(x, &dtype):
+        return NotImplemented
+    a = <cnp.ndarray>x
+    if not split_axis(a, axis, &outer, &n, &inner, &axis_k):
+        return NotImplemented
+    size = cnp.PyArray_SIZE(a)
+    if not routed_here(func, inner > 1, dtype, size):
+        return NotImplemented
+    if type(temperature) is float or type(temperature) is int:
+        t = temperature
+        if not (0.0 < t < float("inf")):
+            return NotImplemented       # the general path names the problem
+    else:
+        return NotImplemented
+    if out is None:
+        y = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(a), cnp.PyArray_DIMS(a), cnp.PyArray_TYPE(a), 0)
+    else:
+        if type(out) is not np.ndarray:
+            return NotImplemented
+        y = <cnp.ndarray>out
+        if (cnp.PyArray_TYPE(y) != cnp.PyArray_TYPE(a) or not cnp.PyArray_ISCARRAY(y) or cnp.PyArray_ISBYTESWAPPED(y)
+                or not cnp.PyArray_SAMESHAPE(a, y)):
+            return NotImplemented
+        x0, y0 = <char *>cnp.PyArray_DATA(a), <char *>cnp.PyArray_DATA(y)
+        x1, y1 = x0 + cnp.PyArray_NBYTES(a), y0 + cnp.PyArray_NBYTES(y)
+        if x0 < y1 and y0 < x1:         # overlapping memory: computed aside by the general path
+            return NotImplemented
+    threads = threads_for(size)
+    if size < 4096:                     # releasing the GIL costs more than it frees for a call this short
+        fs_lines(func, dtype, cnp.PyArray_DATA(a), cnp.PyArray_DATA(y), outer, n, inner, t, threads, out is None)
+    else:
+        x0, y0 = <char *>cnp.PyArray_DATA(a), <char *>cnp.PyArray_DATA(y)
+        with nogil:
+            fs_lines(func, dtype, x0, y0, outer, n, inner, t, threads, out is None)
+    return y
+
+
+def fast_logsumexp(x, axis, bint keepdims):
+    """logsumexp of the common call (no weights, no sign), or NotImplemented."""
+    cdef int dtype, axis_k, ndim, i, j, threads
+    cdef Py_ssize_t outer, n, inner, size
+    cdef cnp.npy_intp dims[32]
+    cdef cnp.ndarray a, y
+    cdef char *x0
+    cdef char *y0
+    if not shortcut_on or not plain_c_input(x, &dtype):
+        return NotImplemented
+    a = <cnp.ndarray>x
+    ndim = cnp.PyArray_NDIM(a)
+    if ndim > 32 or not split_axis(a, axis, &outer, &n, &inner, &axis_k):
+        return NotImplemented
+    size = cnp.PyArray_SIZE(a)
+    if not routed_here(FS_LOGSUMEXP, inner > 1, dtype, size):
+        return NotImplemented
+    j = 0
+    for i in range(ndim):
+        if axis_k == -1 or i == axis_k:
+            if keepdims:
+                dims[j] = 1
+                j += 1
+        else:
+            dims[j] = cnp.PyArray_DIMS(a)[i]
+            j += 1
+    y = cnp.PyArray_EMPTY(j, dims, cnp.PyArray_TYPE(a), 0)
+    threads = threads_for(size)
+    x0, y0 = <char *>cnp.PyArray_DATA(a), <char *>cnp.PyArray_DATA(y)
+    if size < 4096:
+        fs_lines(FS_LOGSUMEXP, dtype, x0, y0, outer, n, inner, 1.0, threads, 1)
+    else:
+        with nogil:
+            fs_lines(FS_LOGSUMEXP, dtype, x0, y0, outer, n, inner, 1.0, threads, 1)
+    return y if j else y[()]     # a numpy scalar for a 0-d result, as scipy (PyArray_Return would steal y)

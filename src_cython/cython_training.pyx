@@ -29,9 +29,9 @@ ctypedef void (*pool_run_fn)(fs_task_fn fn, void *ctx, Py_ssize_t n_tasks, int n
 
 fs_init()
 
-# The one thread pool of the process lives in fastsoftmax.cython_backend (two pools would keep two sets of helper
-# threads competing for the same cores); its fs_pool_run comes from there.
-from fastsoftmax import cython_backend as _backend
+# The one thread pool of the process lives in fastsoftmax._backends.cython_kernels (two pools would keep two sets of
+# helper threads competing for the same cores); its fs_pool_run comes from there.
+from fastsoftmax._backends import cython_kernels as _backend
 cdef pool_run_fn fs_pool_run = <pool_run_fn>PyCapsule_GetPointer(_backend._pool_run_capsule(), "fs_pool_run")
 
 # Elements per task, as in src_cython/parallel/fs_lines.c: a few microseconds of work, so that the caller can pick up

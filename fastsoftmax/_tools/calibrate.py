@@ -2,9 +2,9 @@
 
 For every function/rows|columns/dtype, each backend is timed over a geometric grid of array sizes; the backends are
 timed in interleaved rounds (a, b, c, a, b, c, ...) so that the load of a shared machine falls on all of them alike,
-and each size's winner is the lowest minimum over the rounds. Winners are then smoothed into [[size_limit, backend], ...] steps:
-another backend takes over only where it is at least HYSTERESIS faster than the current one, and a takeover lasting
-a single grid point is treated as noise.
+and each size's winner is the lowest minimum over the rounds. Winners are then smoothed into
+[[size_limit, backend], ...] steps: another backend takes over only where it is at least HYSTERESIS faster than the
+current one, and a takeover lasting a single grid point is treated as noise.
 """
 import datetime
 import json
@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import fastsoftmax
-
-from . import _dispatch
+from fastsoftmax import _dispatch
 
 HYSTERESIS = 0.05
 
@@ -41,7 +40,7 @@ def shape_of(size, kind):
 
 
 def _timings(calls, rounds, target):
-    """Median seconds per call of each callable, timed in interleaved rounds of about `target` seconds each."""
+    """Seconds per call of each callable: the fastest of interleaved rounds of about `target` seconds each."""
     numbers = {}
     for name, call in calls.items():
         call()  # warm up (numba compiles on first use)
@@ -89,7 +88,7 @@ def steps_from(sizes, timings):
 
 
 def measure(functions, kinds, dtypes, backends, sizes, rounds, target, progress=None):
-    """{key: {"sizes": sizes, backend: [median seconds per size]}} for every function/kind/dtype key."""
+    """{key: {"sizes": sizes, backend: [seconds per size]}} for every function/kind/dtype key."""
     keys = [(f, k, d) for f in functions for k in kinds for d in dtypes]
     rng = np.random.default_rng(0)
     out = {}
