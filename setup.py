@@ -59,6 +59,9 @@ def extension(name, pyx, sources):
     )
 
 
+# cython_api: the kernels for other Cython modules (cimport fastsoftmax.cython_api), declared in
+# fastsoftmax/cython_api.pxd, which cythonize finds for the module fastsoftmax.cython_api on its include path ".".
 modules = [extension("_backends.cython_kernels", "cython_kernels.pyx", KERNEL_SOURCES + PARALLEL_SOURCES),
-           extension("_backends.cython_training", "cython_training.pyx", KERNEL_SOURCES)]
+           extension("_backends.cython_training", "cython_training.pyx", KERNEL_SOURCES),
+           extension("cython_api", "cython_api.pyx", KERNEL_SOURCES)]
 setup(ext_modules=cythonize(modules, compiler_directives=CYTHON_DIRECTIVES))

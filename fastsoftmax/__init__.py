@@ -11,7 +11,15 @@ from ._training import cross_entropy, log_softmax_backward, softmax_backward
 
 __version__ = "0.1.0"
 __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward", "cross_entropy",
-           "backends", "info", "set_num_threads", "get_num_threads", "reference"]
+           "backends", "info", "set_num_threads", "get_num_threads", "reference", "get_include"]
+
+
+def get_include():
+    """The directory to put on Cython's include path to `cimport fastsoftmax.cython_api` (the one holding the
+    fastsoftmax package): cythonize(..., include_path=[fastsoftmax.get_include()]). Cython searches sys.path by
+    itself, which finds an installed wheel but not an editable install."""
+    import os
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def backends():

@@ -57,32 +57,29 @@ def _inverse(temperature):
     return it, float((1 - Fraction(temperature) * Fraction(it)) / Fraction(temperature))
 
 
-def _split_rows(x, out, op, it, eit, n_threads):
+def _split_rows(x, out, op, tempered, it, eit, n_threads):
     from . import _tasks
-    from ._tasks import finish_rows, merge_maxima, merge_online, merge_sums
+    from ._tasks import finish_rows, merge_maxima, merge_sums
     outer, n, _ = x.shape
     per_line = -(-n // _sizes["slice"])
     tasks = outer * per_line
-    slices = np.zeros((4, tasks))
+    slices = np.zeros((3, tasks))
     rows = np.zeros((3, outer))
     ctx = _tasks.new_ctx(x, out, op, _sizes["slice"], per_line, it, eit, tasks)
-    for slot, array in zip((_tasks.SLICE_MAX, _tasks.SLICE_K, _tasks.SLICE_S, _tasks.SLICE_BAD), slices):
+    for slot, array in zip((_tasks.SLICE_MAX, _tasks.SLICE_K, _tasks.SLICE_S), slices):
         ctx[slot] = array.ctypes.data
     for slot, array in zip((_tasks.ROW_MAX, _tasks.ROW_K, _tasks.ROW_S), rows):
         ctx[slot] = array.ctypes.data
-    ctx[_tasks.PHASE] = 0
-    _tasks.run("slices", ctx, tasks, n_threads)
-    if x.itemsize == 4:
-        merge_online(slices[0], slices[1], slices[2], slices[3], per_line, it, rows[0], rows[1], rows[2])
-    else:
-        merge_maxima(slices[0], per_line, rows[0], rows[2])
-        ctx[_tasks.PHASE] = 1
-        _tasks.run("slices", ctx, tasks, n_threads)
-        merge_sums(slices[1], slices[2], per_line, rows[1], rows[2])
-    finish_rows(x.reshape(outer, n), out.reshape(outer, -1), op, rows[0], rows[1], rows[2])
-    if op != OP_LOGSUMEXP:
-        ctx[_tasks.PHASE] = 2
-        _tasks.run("slices", ctx, tasks, n_threads)
+    for phase in (0, 1, 2):
+        if phase == 2 and op == OP_LOGSUMEXP:
+            break
+        ctx[_tasks.PHASE] = phase
+        _tasks.run(_tasks.SLICES, op, x.itemsize, tempered, ctx, tasks, n_threads)
+        if phase == 0:
+            merge_maxima(slices[0], per_line, rows[0], rows[2])
+        elif phase == 1:
+            merge_sums(slices[1], slices[2], per_line, rows[1], rows[2])
+            finish_rows(x.reshape(outer, n), out.reshape(outer, -1), op, rows[0], rows[1], rows[2])
 
 
 def _compute(x, out, n_threads, op, temperature=1.0):
@@ -92,20 +89,21 @@ def _compute(x, out, n_threads, op, temperature=1.0):
         return
     n_threads = max(1, int(n_threads)) if _tasks.HAVE_POOL else 1
     it, eit = _inverse(temperature)
+    tempered = temperature != 1.0
     per_task = _task_elements(x.size, n_threads)
     if inner > 1:
         tile = _sizes["column_tile"]
         width = min(-(-per_task // (n * tile)) * tile, inner)
         per_line = -(-inner // width)
         ctx = _tasks.new_ctx(x, out, op, width, per_line, it, eit, outer * per_line)
-        _tasks.run("columns", ctx, outer * per_line, n_threads)
+        _tasks.run(_tasks.COLUMNS, op, x.itemsize, tempered, ctx, outer * per_line, n_threads)
     elif n_threads > 1 and outer < n_threads and n >= _sizes["split_row_min"]:
-        _split_rows(x, out, op, it, eit, n_threads)
+        _split_rows(x, out, op, tempered, it, eit, n_threads)
     else:
         rows = -(-per_task // n)
         tasks = -(-outer // rows)
         ctx = _tasks.new_ctx(x, out, op, rows, 0, it, eit, tasks)
-        _tasks.run("rows", ctx, tasks, n_threads)
+        _tasks.run(_tasks.ROWS, op, x.itemsize, tempered, ctx, tasks, n_threads)
 
 
 def softmax(x, out, n_threads, temperature=1.0, out_is_new=True):

@@ -1,107 +1,141 @@
 """The numba backend's column kernels: reductions over axis 1 of an (outer, n, inner) array with inner > 1, vectorized
-across a tile of contiguous columns; serial, _tasks.py runs tiles on threads."""
+across a tile of contiguous columns; serial, _tasks.py runs tiles on threads.
+
+Each pass walks the tile row by row with per-column state in small arrays: the maxima, then the terms (written into
+the output rows, or a scratch row for logsumexp) and their column sums, then the outputs. The exp and the sums are
+separate loops for the reason given in _rows.py. Column sums: float32 terms in float64, float64 terms with TwoSum
+per column (element-wise across columns, so it vectorizes). Columns with a non-finite max or a nan sum get
+scipy's values from _rows.special_slice afterwards. The three kernels share one signature:
+cols(x, y, j0, j1, it, eit, tempered) for block x = x3[o] ((n, inner)) and its output y ((n, inner), or
+(1, inner) for logsumexp); cols_op picks one for a literal op.
+"""
 import numpy as np
-from numba import njit
+from numba import types
+from numba.extending import overload
 
-from ._exp import CACHE, FM_REDUCE, erel, kahan_add, log1p_rest, lsm_val, maxnum, split_one
-from ._rows import OP_LOGSUMEXP, OP_SOFTMAX, special_slice
-
-
-@njit(error_model="numpy", fastmath=FM_REDUCE, cache=CACHE)
-def _col_max(xr, mx):
-    for j in range(mx.shape[0]):
-        mx[j] = maxnum(mx[j], xr[j])
+from ._exp import FM_EXACT, UNBIAS_F, erel, fma, kernel, log1p_rest, maxnum, shift_by, two_sum_add
+from ._rows import OP_LOG_SOFTMAX, OP_LOGSUMEXP, OP_SOFTMAX, op_kernel, special_slice
 
 
-@njit(error_model="numpy", fastmath=FM_REDUCE, cache=CACHE)
-def _col_sum_store(xr, orow, m, it, eit, s, c):
-    if xr.itemsize == 8:   # float64: Kahan-compensated column sums
+@kernel()
+def _col_max(x, j0, j1):
+    m = x[0, j0:j1].copy()
+    for i in range(1, x.shape[0]):
+        xr = x[i, j0:j1]
         for j in range(m.shape[0]):
-            e = erel(xr[j], m[j], it, eit)
-            orow[j] = e
-            s[j], c[j] = kahan_add(s[j], c[j], e)
-    else:                  # float32: float64 sums are accurate enough
-        for j in range(m.shape[0]):
-            e = erel(xr[j], m[j], it, eit)
-            orow[j] = e
-            s[j] += e
+            m[j] = maxnum(m[j], xr[j])
+    return m
 
 
-@njit(error_model="numpy", fastmath=FM_REDUCE, cache=CACHE)
-def _col_stats(xr, m, it, eit, k, s, c):
-    if xr.itemsize == 8:
+@kernel()
+def _col_terms(xr, er, m, negm, it, eit, tempered, log, k, s, c):
+    """er = the terms of row xr (log: 0 where x == m, counted in k instead); then the column sums (s, c) += er."""
+    if log:
         for j in range(m.shape[0]):
-            one, rest = split_one(erel(xr[j], m[j], it, eit))
-            k[j] += one
-            s[j], c[j] = kahan_add(s[j], c[j], rest)
+            e = erel(xr[j], negm[j], it, eit, True, tempered)
+            er[j] = m[j] - m[j] if xr[j] == m[j] else e
+        for j in range(m.shape[0]):
+            k[j] += np.float64(xr[j] == m[j])
     else:
         for j in range(m.shape[0]):
-            one, rest = split_one(erel(xr[j], m[j], it, eit))
-            k[j] += one
-            s[j] += rest
+            er[j] = erel(xr[j], negm[j], it, eit, False, tempered)
+    _col_add(er, s, c)
 
 
-@njit(error_model="numpy", fastmath=FM_REDUCE, cache=CACHE)
-def _col_scale(orow, f):
-    if orow.itemsize == 8:
-        for j in range(f.shape[0]):
-            orow[j] = orow[j] / f[j]
-    else:
-        for j in range(f.shape[0]):
-            orow[j] = np.float64(orow[j]) * f[j]
+def _col_add(er, s, c):  # pragma: no cover - replaced by the overload
+    """(s, c) += er, column by column: float32 terms in float64, float64 terms with TwoSum."""
+    raise NotImplementedError
 
 
-@njit(error_model="numpy", fastmath=FM_REDUCE, cache=CACHE)
-def _col_lsm(xr, orow, m, f, it, eit):
-    for j in range(f.shape[0]):
-        orow[j] = lsm_val(xr[j], m[j], f[j], it, eit)
+def _col_add32(er, s, c):
+    for j in range(er.shape[0]):
+        s[j] += np.float64(er[j])
 
 
-@njit(error_model="numpy", fastmath=FM_REDUCE, cache=CACHE)
-def column_tile(x3, out3, o, j0, j1, op, it, eit):
-    """Columns j0..j1 of block o: reductions over axis 1 of x3[o], vectorized across the (contiguous) columns.
-    out3 is (outer, n, inner), or (outer, 1, inner) for logsumexp."""
-    n = x3.shape[1]
-    W = j1 - j0
-    xo = x3[o]
-    oo = out3[o]
-    mx = xo[0, j0:j1].copy()
-    for i in range(1, n):
-        _col_max(xo[i, j0:j1], mx)
-    m = np.empty(W, dtype=np.float64)
+def _col_add64(er, s, c):
+    for j in range(er.shape[0]):
+        s[j], c[j] = two_sum_add(s[j], c[j], er[j])
+
+
+@overload(_col_add, jit_options={"error_model": "numpy", "fastmath": FM_EXACT})
+def _ol_col_add(er, s, c):
+    return _col_add32 if er.dtype == types.float32 else _col_add64
+
+
+@kernel()
+def _col_sums(x, y, j0, j1, it, eit, tempered, log, keep):
+    """(m, k, s): per column of the tile its max, the count of entries equal to it (log) and the sum of the other
+    terms (float64; the float32 log paths' bias removed). keep: the terms stay in y's rows, else in a scratch row."""
+    m = _col_max(x, j0, j1)
+    negm = -m
+    W = m.shape[0]
+    k = np.zeros(W)
+    s = np.zeros(W)
+    c = np.zeros(W)
+    scratch = np.empty(W, x.dtype)
+    for i in range(x.shape[0]):
+        er = y[i, j0:j1] if keep else scratch
+        _col_terms(x[i, j0:j1], er, m, negm, it, eit, tempered, log, k, s, c)
+    unbias = UNBIAS_F if x.itemsize == 4 and log else 1.0
     for j in range(W):
-        m[j] = np.float64(mx[j])
-    k = np.zeros(W, dtype=np.float64)
-    s = np.zeros(W, dtype=np.float64)
-    c = np.zeros(W, dtype=np.float64)
-    if op == OP_SOFTMAX:
-        for i in range(n):
-            _col_sum_store(xo[i, j0:j1], oo[i, j0:j1], m, it, eit, s, c)
-    else:
-        for i in range(n):
-            _col_stats(xo[i, j0:j1], m, it, eit, k, s, c)
-    nspecial = 0
-    f = np.empty(W, dtype=np.float64)
-    for j in range(W):
-        sj = s[j] - c[j]
-        if not np.isfinite(m[j]) or sj != sj:
-            nspecial += 1
-            f[j] = 1.0
-        elif op == OP_SOFTMAX:
-            f[j] = sj if xo.itemsize == 8 else 1.0 / sj
-        else:
-            f[j] = log1p_rest(k[j], sj)
-    if op == OP_LOGSUMEXP:
-        for j in range(W):
-            oo[0, j0 + j] = m[j] + f[j]
-    elif op == OP_SOFTMAX:
-        for i in range(n):
-            _col_scale(oo[i, j0:j1], f)
-    else:
-        for i in range(n):
-            _col_lsm(xo[i, j0:j1], oo[i, j0:j1], m, f, it, eit)
-    if nspecial:
-        for j in range(W):
-            sj = s[j] - c[j]
-            if not np.isfinite(m[j]) or sj != sj:
-                special_slice(xo[:, j0 + j], oo[:, j0 + j], op)
+        s[j] = (s[j] + c[j]) * unbias
+    return m, k, s
+
+
+@kernel()
+def _specials(x, y, j0, m, s, op):
+    """scipy's values for the columns of the tile with a non-finite max or a nan sum."""
+    for j in range(m.shape[0]):
+        if not (m[j] - m[j] == 0 and s[j] == s[j]):
+            special_slice(x[:, j0 + j], y[:, j0 + j], op)
+
+
+@kernel()
+def softmax_cols(x, y, j0, j1, it, eit, tempered):
+    m, k, s = _col_sums(x, y, j0, j1, it, eit, tempered, False, True)
+    ih = 1.0 / s
+    il = np.empty_like(s)
+    for j in range(s.shape[0]):
+        il[j] = fma(-s[j], ih[j], 1.0) / s[j]
+    for i in range(x.shape[0]):
+        yr = y[i, j0:j1]
+        for j in range(s.shape[0]):
+            e = np.float64(yr[j])
+            yr[j] = fma(e, ih[j], e * il[j])
+    _specials(x, y, j0, m, s, OP_SOFTMAX)
+
+
+@kernel()
+def log_softmax_cols(x, y, j0, j1, it, eit, tempered):
+    m, k, s = _col_sums(x, y, j0, j1, it, eit, tempered, True, True)
+    L = np.empty_like(s)
+    m64 = np.empty_like(s)
+    for j in range(s.shape[0]):
+        L[j] = log1p_rest(k[j], s[j])
+        m64[j] = m[j]
+    for i in range(x.shape[0]):
+        xr = x[i, j0:j1]
+        yr = y[i, j0:j1]
+        for j in range(s.shape[0]):
+            yr[j] = shift_by(np.float64(xr[j]) - m64[j], it, eit, tempered) - L[j]
+    _specials(x, y, j0, m, s, OP_LOG_SOFTMAX)
+
+
+@kernel()
+def logsumexp_cols(x, y, j0, j1, it, eit, tempered):
+    m, k, s = _col_sums(x, y, j0, j1, it, eit, tempered, True, False)
+    yr = y[0, j0:j1]
+    for j in range(s.shape[0]):
+        yr[j] = np.float64(m[j]) + log1p_rest(k[j], s[j])
+    _specials(x, y, j0, m, s, OP_LOGSUMEXP)
+
+
+def cols_op(op, x, y, j0, j1, it, eit, tempered):  # pragma: no cover - replaced by the overload
+    """The column kernel of operation op (a literal)."""
+    raise NotImplementedError
+
+
+@overload(cols_op, prefer_literal=True, inline="always")
+def _ol_cols_op(op, x, y, j0, j1, it, eit, tempered):
+    fn = op_kernel(op, (softmax_cols, log_softmax_cols, logsumexp_cols))
+    return lambda op, x, y, j0, j1, it, eit, tempered: fn(x, y, j0, j1, it, eit, tempered)

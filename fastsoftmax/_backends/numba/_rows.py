@@ -1,222 +1,196 @@
-"""The numba backend's row kernels: one contiguous row (or a slice of one), serial; _tasks.py runs them on threads.
+"""The numba backend's row kernels: one contiguous row (or a slice of one), serial; _tasks.py runs them on threads and
+_overloads.py inside users' jitted code.
 
-Sums accumulate in float64: float32 terms in vectorized blocks combined with Kahan, float64 terms in 16
-Kahan-compensated lanes. The log paths count the terms equal to 1 (x == max) apart from the others, so that
-log_softmax and logsumexp take log1p(others) and keep their digits for peaked rows. A row whose max is not finite or
-whose sum is nan goes to a scalar path with scipy's special values.
+A row is processed in blocks of BLOCK elements: the exp of a block is written (into the output, or a scratch block
+for logsumexp), then summed while it is in L1. The two loops are apart on purpose: numba gives LLVM no SLP
+vectorizer, and LLVM's loop vectorizer picks its width from the widest type in a loop, so a float32 exp fused with
+float64 sums would run 4 lanes wide instead of 8.
+- float32 terms are summed in float64 (n * 2^-53 relative error, nothing to compensate).
+- float64 terms are split into a part on a 2^-32 grid, whose sums are exact in any order, and a small rest
+  (_exp.split_grid): the loop vectorizes as a plain reduction and the block total carries one rounding. Blocks are
+  added with TwoSum.
+The log paths count the entries equal to the max (their terms are exactly 1) instead of adding them, so that
+log1p(count - 1 + others) keeps its digits for peaked rows.
+
+The kernels are generic: `total` and `scale` pick the float32 or float64 version, _exp.erel and shift_by the exp
+and shift for the dtype and `tempered` (a literal, see _exp.py), and row_op the row kernel for a literal `op`, all
+while numba types the caller; so each (dtype, op, tempered) compiles only its own code, on first use. The row
+kernels share one signature: row(x, y, scratch, it, eit, tempered), where y is the output row (length 1 for
+logsumexp) and scratch a block for terms nobody keeps (logsumexp).
 
 Loops run over 0..len of a slice, never over range(lo, hi) of the whole array: numba's wraparound check on a possibly
 negative index keeps LLVM from vectorizing.
 """
-import math
-
 import numpy as np
-from numba import njit
+from numba import types
+from numba.core.errors import TypingError
+from numba.extending import overload
 
-from ._exp import CACHE, FM_EXACT, FM_REDUCE, erel, kahan_add, log1p_rest, lsm_val, maxnum, split_one
+from ._exp import (FM_REDUCE, UNBIAS_F, erel, fma, kernel, literal_or_none, log1p_rest, maxnum, shift_by, split_grid,
+                   two_sum_add)
 
 OP_SOFTMAX = 0
 OP_LOG_SOFTMAX = 1
 OP_LOGSUMEXP = 2
 
-_BLK32 = 1024                  # float32: block of the vectorized float64 partial sums (combined with Kahan)
-_ROW_CACHE_BYTES = 256 * 1024  # rows up to this size: store exp, then scale; longer ones are read twice instead
-_LANES = 16
-# float32 loops: LLVM vectorizes by 16 (4 lanes x 4) and leaves up to 15 scalar remainder iterations, which cost a lot
-# on short rows. The main loops run over a multiple of _VT elements and the remainder as one overlapping window of
-# the last _VT elements, weighted 0/1 (vectorized).
-_VT = 16
-ONLINE_BLOCK = 4096            # block of the single-pass (online) statistics
+BLOCK = 2048    # elements per block: exp then sum while in L1 (16 KB of float64)
 
 
-@njit(error_model="numpy", fastmath=FM_REDUCE, cache=CACHE)
-def max_range(x, lo, hi):
-    xs = x[lo:hi]
-    m = xs[0]
-    for i in range(1, xs.shape[0]):
-        m = maxnum(m, xs[i])
+# ---- passes over a block ---------------------------------------------------------------------------------------
+
+@kernel(FM_REDUCE)
+def row_max(x):
+    m = x[0]
+    for i in range(1, x.shape[0]):
+        m = maxnum(m, x[i])
     return m
 
 
-@njit(error_model="numpy", fastmath=FM_REDUCE, cache=CACHE)
-def _lanes_finish(s, c, S, C):
-    for j in range(_LANES):
-        S, C = kahan_add(S, C, s[j])
-        S, C = kahan_add(S, C, -c[j])
-    return S - C
+@kernel()
+def exp_block(x, y, m, it, eit, tempered):
+    """y = e^((x - m) / T)."""
+    negm = -m
+    for i in range(x.shape[0]):
+        y[i] = erel(x[i], negm, it, eit, False, tempered)
 
 
-@njit(error_model="numpy", fastmath=FM_REDUCE, cache=CACHE)
-def _stats_lanes(x, lo, hi, m, it, eit):
-    """float64 _stats_range: Kahan-compensated in 16 lanes (the lane loop is element-wise, so it vectorizes
-    without 'reassoc')."""
-    xs = x[lo:hi]
-    n = xs.shape[0]
-    nf = n - n % _LANES
-    k = np.zeros(_LANES)
-    s = np.zeros(_LANES)
-    c = np.zeros(_LANES)
-    for b in range(0, nf, _LANES):
-        xb = xs[b:b + _LANES]
-        for j in range(_LANES):
-            one, rest = split_one(erel(xb[j], m, it, eit))
-            k[j] += one
-            s[j], c[j] = kahan_add(s[j], c[j], rest)
-    S = 0.0
-    C = 0.0
+@kernel()
+def exp_block_log(x, y, m, it, eit, tempered):
+    """The log paths' terms: e * 2^100 for float32, and 0 where x == m (those are counted, not added)."""
+    negm = -m
+    zero = m - m
+    for i in range(x.shape[0]):
+        e = erel(x[i], negm, it, eit, True, tempered)
+        y[i] = zero if x[i] == m else e
+
+
+@kernel(FM_REDUCE)
+def count_max(x, m):
+    """The number of entries equal to m (their terms are exactly 1)."""
+    k = 0
+    for i in range(x.shape[0]):
+        k += np.int64(x[i] == m)
+    return np.float64(k)
+
+
+@kernel(FM_REDUCE)
+def total32(y, log):
+    """The sum of float32 terms, in float64; log: of the biased terms, unbiased."""
+    s = 0.0
+    for i in range(y.shape[0]):
+        s += np.float64(y[i])
+    return s * UNBIAS_F if log else s
+
+
+@kernel(FM_REDUCE)
+def total64(y, log):
+    """The sum of float64 terms in [0, 1]: exact grid parts plus small rests, one rounding."""
+    hi = 0.0
+    lo = 0.0
+    for i in range(y.shape[0]):
+        h, l = split_grid(y[i])
+        hi += h
+        lo += l
+    return hi + lo
+
+
+@kernel()
+def scale32(y, s):
+    """y /= s: times 1/s as a float32 pair, rounded once (FMA)."""
+    inv = 1.0 / s
+    ih = np.float32(inv)
+    il = np.float32(inv - np.float64(ih))
+    for i in range(y.shape[0]):
+        e = y[i]
+        y[i] = fma(e, ih, e * il)
+
+
+@kernel()
+def scale64(y, s):
+    """y /= s: times 1/s as a pair (ih + il), rounded once (FMA); a division per element costs 4x more."""
+    ih = 1.0 / s
+    il = fma(-s, ih, 1.0) / s
+    for i in range(y.shape[0]):
+        e = y[i]
+        y[i] = fma(e, ih, e * il)
+
+
+def terms(x, y, m, it, eit, tempered, log):  # pragma: no cover - replaced by the overload
+    """y = the terms of x (exp_block, or exp_block_log for a true `log`); returns the count of maxima (log)."""
+    raise NotImplementedError
+
+
+@kernel()
+def _terms(x, y, m, it, eit, tempered):
+    exp_block(x, y, m, it, eit, tempered)
+    return 0.0
+
+
+@kernel()
+def _terms_log(x, y, m, it, eit, tempered):
+    exp_block_log(x, y, m, it, eit, tempered)
+    return count_max(x, m)
+
+
+@overload(terms, prefer_literal=True, inline="always")
+def _ol_terms(x, y, m, it, eit, tempered, log):
+    known = literal_or_none(log)
+    if known is None:   # a run-time flag (split rows): both compiled
+        return lambda x, y, m, it, eit, tempered, log: (_terms_log(x, y, m, it, eit, tempered) if log
+                                                        else _terms(x, y, m, it, eit, tempered))
+    fn = _terms_log if known else _terms
+    return lambda x, y, m, it, eit, tempered, log: fn(x, y, m, it, eit, tempered)
+
+
+def total(y, log):  # pragma: no cover - replaced by the overload
+    """total32 or total64, for the dtype of y."""
+    raise NotImplementedError
+
+
+@overload(total, inline="always")
+def _ol_total(y, log):
+    fn = total32 if y.dtype == types.float32 else total64
+    return lambda y, log: fn(y, log)
+
+
+def scale(y, s):  # pragma: no cover - replaced by the overload
+    """scale32 or scale64, for the dtype of y."""
+    raise NotImplementedError
+
+
+@overload(scale, inline="always")
+def _ol_scale(y, s):
+    fn = scale32 if y.dtype == types.float32 else scale64
+    return lambda y, s: fn(y, s)
+
+
+@kernel()
+def sub_block(x, y, m, L, it, eit, tempered):
+    """log_softmax's output y = (x - m) / T - L, in float64 (exact x - m for float32, one final rounding)."""
+    for i in range(x.shape[0]):
+        y[i] = shift_by(np.float64(x[i]) - m, it, eit, tempered) - L
+
+
+@kernel()
+def expsum(x, y, m, it, eit, tempered, log):
+    """(count, sum) of the terms of x against m, block by block; each block's terms are left in y (the output row, or
+    a scratch block when y is shorter than x)."""
+    n = x.shape[0]
+    keep = y.shape[0] >= n
     K = 0.0
-    for i in range(nf, n):
-        one, rest = split_one(erel(xs[i], m, it, eit))
-        K += one
-        S, C = kahan_add(S, C, rest)
-    for j in range(_LANES):
-        K += k[j]
-    return K, _lanes_finish(s, c, S, C)
-
-
-@njit(error_model="numpy", fastmath=FM_REDUCE, cache=CACHE)
-def _sum_lanes(x, lo, hi, m, it, eit, out, store):
-    xs = x[lo:hi]
-    os_ = out[lo:hi]
-    n = xs.shape[0]
-    nf = n - n % _LANES
-    s = np.zeros(_LANES)
-    c = np.zeros(_LANES)
-    for b in range(0, nf, _LANES):
-        xb = xs[b:b + _LANES]
-        ob = os_[b:b + _LANES]
-        for j in range(_LANES):
-            e = erel(xb[j], m, it, eit)
-            if store:
-                ob[j] = e
-            s[j], c[j] = kahan_add(s[j], c[j], e)
     S = 0.0
     C = 0.0
-    for i in range(nf, n):
-        e = erel(xs[i], m, it, eit)
-        if store:
-            os_[i] = e
-        S, C = kahan_add(S, C, e)
-    return _lanes_finish(s, c, S, C)
+    for b in range(0, n, BLOCK):
+        xb = x[b:b + BLOCK]
+        yb = y[b:b + xb.shape[0]] if keep else y[:xb.shape[0]]
+        K += terms(xb, yb, m, it, eit, tempered, log)
+        S, C = two_sum_add(S, C, total(yb, log))
+    return K, S + C
 
 
-@njit(error_model="numpy", fastmath=FM_REDUCE, cache=CACHE)
-def stats_range(x, lo, hi, m, it, eit):
-    """(k, s): k = the number of terms equal to 1 (x == max), s = the sum of the others.
-    Written without selects (e - [e == 1]) so that LLVM vectorizes it."""
-    if x.itemsize == 8:
-        return _stats_lanes(x, lo, hi, m, it, eit)
-    xs = x[lo:hi]
-    n = xs.shape[0]
-    nf = n - n % _VT if n >= _VT else n
-    k = 0.0
-    s = 0.0
-    c = 0.0
-    for b in range(0, nf, _BLK32):
-        xb = xs[b:min(b + _BLK32, nf)]
-        kb = 0.0
-        sb = 0.0
-        for i in range(xb.shape[0]):
-            one, rest = split_one(erel(xb[i], m, it, eit))
-            kb += one
-            sb += rest
-        k += kb
-        s, c = kahan_add(s, c, sb)
-    if nf < n:
-        first = nf - (n - _VT)
-        xt = xs[n - _VT:n]
-        kb = 0.0
-        sb = 0.0
-        for j in range(_VT):
-            w = np.float64(j >= first)
-            one, rest = split_one(erel(xt[j], m, it, eit))
-            kb += one * w
-            sb += rest * w
-        k += kb
-        s, c = kahan_add(s, c, sb)
-    return k, s - c
+# ---- whole rows --------------------------------------------------------------------------------------------------
 
-
-@njit(error_model="numpy", fastmath=FM_REDUCE, cache=CACHE)
-def sum_range(x, lo, hi, m, it, eit, out, store):
-    """The sum of e^((x - m) / T) over x[lo:hi] (blocked, Kahan across blocks); store: also write each term into
-    out[lo:hi]."""
-    if x.itemsize == 8:
-        return _sum_lanes(x, lo, hi, m, it, eit, out, store)
-    xs = x[lo:hi]
-    os_ = out[lo:hi]
-    n = xs.shape[0]
-    nf = n - n % _VT if n >= _VT else n
-    s = 0.0
-    c = 0.0
-    for b in range(0, nf, _BLK32):
-        be = min(b + _BLK32, nf)
-        xb = xs[b:be]
-        ob = os_[b:be]
-        sb = 0.0
-        for i in range(xb.shape[0]):
-            e = erel(xb[i], m, it, eit)
-            if store:
-                ob[i] = e
-            sb += e
-        s, c = kahan_add(s, c, sb)
-    if nf < n:  # the overlapping window re-stores identical values before nf
-        first = nf - (n - _VT)
-        xt = xs[n - _VT:n]
-        ot = os_[n - _VT:n]
-        sb = 0.0
-        for j in range(_VT):
-            e = erel(xt[j], m, it, eit)
-            if store:
-                ot[j] = e
-            sb += e * np.float64(j >= first)
-        s, c = kahan_add(s, c, sb)
-    return s - c
-
-
-@njit(error_model="numpy", fastmath=FM_REDUCE, cache=CACHE)
-def scale_range(out, lo, hi, s):
-    """out /= s. float32: multiply by 1/s in float64 (exact enough); float64: true division (saves the rounding of
-    1/s)."""
-    o = out[lo:hi]
-    if o.itemsize == 8:
-        for i in range(o.shape[0]):
-            o[i] = o[i] / s
-    else:
-        inv = 1.0 / s
-        for i in range(o.shape[0]):
-            o[i] = np.float64(o[i]) * inv
-
-
-@njit(error_model="numpy", fastmath=FM_REDUCE, cache=CACHE)
-def softmax_out_range(x, lo, hi, m, s, it, eit, out):
-    xs = x[lo:hi]
-    o = out[lo:hi]
-    if o.itemsize == 8:
-        for i in range(xs.shape[0]):
-            o[i] = erel(xs[i], m, it, eit) / s
-    else:
-        inv = 1.0 / s
-        n = xs.shape[0]
-        nf = n - n % _VT if n >= _VT else n
-        for i in range(nf):
-            o[i] = erel(xs[i], m, it, eit) * inv
-        if nf < n:  # overlapping window (idempotent stores)
-            xt = xs[n - _VT:n]
-            ot = o[n - _VT:n]
-            for j in range(_VT):
-                ot[j] = erel(xt[j], m, it, eit) * inv
-
-
-@njit(error_model="numpy", fastmath=FM_REDUCE, cache=CACHE)
-def lsm_out_range(x, lo, hi, m, L, it, eit, out):
-    xs = x[lo:hi]
-    o = out[lo:hi]
-    for i in range(xs.shape[0]):
-        o[i] = lsm_val(xs[i], m, L, it, eit)
-
-
-@njit(error_model="numpy", cache=CACHE)
+@kernel()
 def special_slice(x, out, op):
     """Scalar path for a line with a non-finite max or a nan sum: scipy.special's values.
 
@@ -247,90 +221,79 @@ def special_slice(x, out, op):
             out[i] = np.nan
 
 
-@njit(error_model="numpy", fastmath=FM_REDUCE, cache=CACHE)
-def row(x, out, op, it, eit):
-    """One whole row x (1-D contiguous) into out (its output row; length 1 for logsumexp)."""
-    n = x.shape[0]
-    small = n * x.itemsize <= _ROW_CACHE_BYTES
-    if x.itemsize == 4 and not small:
-        # long float32 row: a single pass for the statistics
-        m, k, s, bad = online_stats(x, 0, n, op != OP_SOFTMAX, it, eit)
-        if bad or not np.isfinite(m) or s != s:
-            special_slice(x, out, op)
-            return
-        if op == OP_SOFTMAX:
-            s = k + s
+@kernel()
+def softmax_row(x, y, scratch, it, eit, tempered):
+    m = row_max(x)
+    if not m - m == 0:                      # +inf, all -inf, or nan
+        special_slice(x, y, OP_SOFTMAX)
+        return
+    k, s = expsum(x, y, m, it, eit, tempered, False)
+    if s != s:
+        special_slice(x, y, OP_SOFTMAX)
+        return
+    scale(y, s)
+
+
+@kernel()
+def log_softmax_row(x, y, scratch, it, eit, tempered):
+    m = row_max(x)
+    if not m - m == 0:
+        special_slice(x, y, OP_LOG_SOFTMAX)
+        return
+    k, s = expsum(x, y, m, it, eit, tempered, True)
+    if s != s:
+        special_slice(x, y, OP_LOG_SOFTMAX)
+        return
+    sub_block(x, y, np.float64(m), log1p_rest(k, s), it, eit, tempered)
+
+
+@kernel()
+def logsumexp_row(x, y, scratch, it, eit, tempered):
+    m = row_max(x)
+    if not m - m == 0:
+        special_slice(x, y, OP_LOGSUMEXP)
+        return
+    k, s = expsum(x, scratch, m, it, eit, tempered, True)
+    if s != s:
+        special_slice(x, y, OP_LOGSUMEXP)
+        return
+    y[0] = np.float64(m) + log1p_rest(k, s)
+
+
+@kernel()
+def rows(x2, y2, r0, r1, it, eit, op, tempered):
+    """Rows r0..r1 of the (rows, n) array x2 into y2 ((rows, n), or (rows, 1) for logsumexp): operation op."""
+    scratch = np.empty(min(BLOCK, x2.shape[1]), x2.dtype)
+    for r in range(r0, r1):
+        row_op(op, x2[r], y2[r], scratch, it, eit, tempered)
+
+
+# ---- slices of long rows, for threads: phase 0 the maxima, 1 the sums against the row's max, 2 the outputs -------
+
+@kernel()
+def slice_output(x, y, m, k, s, it, eit, tempered, log):
+    """Phase 2 over one slice: softmax y = e / s (the terms recomputed from x) or log_softmax y = (x - m)/T - L."""
+    if log:
+        sub_block(x, y, np.float64(m), log1p_rest(k, s), it, eit, tempered)
     else:
-        m = np.float64(max_range(x, 0, n))
-        if not np.isfinite(m):
-            special_slice(x, out, op)
-            return
-        k = 0.0
-        if op == OP_SOFTMAX:
-            s = sum_range(x, 0, n, m, it, eit, out, small)
-        else:
-            k, s = stats_range(x, 0, n, m, it, eit)
-        if s != s:
-            special_slice(x, out, op)
-            return
-    if op == OP_SOFTMAX:
-        if small:
-            scale_range(out, 0, n, s)
-        else:
-            softmax_out_range(x, 0, n, m, s, it, eit, out)
-    else:
-        L = log1p_rest(k, s)
-        if op == OP_LOGSUMEXP:
-            out[0] = m + L
-        else:
-            lsm_out_range(x, 0, n, m, L, it, eit, out)
+        exp_block(x, y, m, it, eit, tempered)
+        scale(y, s)
 
 
-# ---- slices of long rows: per-slice statistics merged with the running-max formula ----------------------------
-
-@njit(error_model="numpy", fastmath=FM_REDUCE, cache=CACHE)
-def _nan_count(x, lo, hi):
-    xs = x[lo:hi]
-    c = 0
-    for i in range(xs.shape[0]):
-        c += xs[i] != xs[i]
-    return c
+def row_op(op, x, y, scratch, it, eit, tempered):  # pragma: no cover - replaced by the overload
+    """The row kernel of operation op (a literal): softmax_row, log_softmax_row or logsumexp_row."""
+    raise NotImplementedError
 
 
-@njit(error_model="numpy", fastmath=FM_EXACT, cache=CACHE)
-def merge(M, K, S, mb, kb, sb, it):
-    """Merge partial statistics (max, number of terms == 1, sum of the others) with the running-max formula."""
-    if mb > M:
-        return mb, kb, (S + K) * math.exp((M - mb) * it) + sb
-    if mb == M:
-        return M, K + kb, S + sb
-    return M, K, S + (kb + sb) * math.exp((mb - M) * it)
+def op_kernel(op, kernels):
+    """The kernel of `kernels` (softmax, log_softmax, logsumexp) for the literal op; a TypingError otherwise."""
+    code = literal_or_none(op)
+    if code not in (OP_SOFTMAX, OP_LOG_SOFTMAX, OP_LOGSUMEXP):
+        raise TypingError(f"the operation must be a constant, got {op}")
+    return kernels[code]
 
 
-@njit(error_model="numpy", fastmath=FM_REDUCE, cache=CACHE)
-def online_stats(x, lo, hi, split, it, eit):
-    """One pass over x[lo:hi] (block max, then the exp-sum from L1 relative to it, merged): (M, K, S, bad); bad
-    means the slice needs the special path (nan or +inf seen). For float32, whose rescaling roundings are float64
-    ones, far below float32 resolution. split: count the terms equal to 1 apart (log paths)."""
-    M = -np.inf
-    K = 0.0
-    S = 0.0
-    for b in range(lo, hi, ONLINE_BLOCK):
-        be = min(b + ONLINE_BLOCK, hi)
-        mx = max_range(x, b, be)
-        mb = np.float64(mx)
-        if mb == np.inf:
-            return M, K, S, True
-        if not (mb > -np.inf):          # an all -inf (or all nan) block
-            if _nan_count(x, b, be) > 0:
-                return M, K, S, True
-            continue
-        if split:
-            kb, sb = stats_range(x, b, be, mb, it, eit)
-        else:   # softmax needs only the total: the cheaper plain sum
-            kb = 0.0
-            sb = sum_range(x, b, be, mb, it, eit, x, False)
-        if sb != sb:
-            return M, K, S, True
-        M, K, S = merge(M, K, S, mb, kb, sb, it)
-    return M, K, S, False
+@overload(row_op, prefer_literal=True, inline="always")
+def _ol_row_op(op, x, y, scratch, it, eit, tempered):
+    fn = op_kernel(op, (softmax_row, log_softmax_row, logsumexp_row))
+    return lambda op, x, y, scratch, it, eit, tempered: fn(x, y, scratch, it, eit, tempered)
