@@ -37,8 +37,10 @@ def _cpu_name():
             info = f.read()
     except OSError:
         return platform.processor() or platform.machine()
-    fields = dict(line.split(":", 1) for line in info.splitlines()[:30] if ":" in line)
-    get = lambda k: fields.get(k, "?").strip()  # noqa: E731
+    # "cpu family\t: 25": the keys are padded with tabs
+    fields = {key.strip(): value.strip() for key, value in
+              (line.split(":", 1) for line in info.splitlines()[:30] if ":" in line)}
+    get = lambda k: fields.get(k, "?")  # noqa: E731
     return f"{get('model name')} (family {get('cpu family')} model {get('model')})"
 
 

@@ -16,6 +16,8 @@ import json
 import os
 import warnings
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -27,13 +29,17 @@ TRAINING_FUNCTIONS = ("softmax_backward", "log_softmax_backward", "cross_entropy
 SHAPE_KINDS = ("rows", "columns")
 DEFAULTS_FILE = Path(__file__).with_name("dispatch_defaults.json")
 FALLBACK_ORDER = ("cython", "numba", "numpy")
+# Where a rule's backend is missing (an install without the compiled kernels), numba takes calls from this size:
+# below it numpy's composition is as fast (numba's call costs ~15 us) and needs no compile (~3 s per kernel on a
+# cold cache, ~0.5 s to import numba).
+NUMBA_FALLBACK_FROM = 16384
 
 # Starting a helper thread's share costs a few microseconds while a thread handles ~3 float32 elements per
 # nanosecond: below this many elements one thread finishes before a second would have helped.
 SERIAL_BELOW = 32768
 
-_modules = {}            # name -> the backend's module (declaration imported; kernels may load lazily)
-_why_unavailable = {}
+_modules: dict[str, ModuleType] = {}  # name -> the backend's module (declaration imported; kernels may load lazily)
+_why_unavailable: dict[str, str] = {}
 FORCED = os.environ.get("FASTSOFTMAX_BACKEND") or None
 
 
@@ -135,6 +141,11 @@ def _read_rules():
     return rules, source
 
 
+# Set by reload_rules() at import: "function/shape kind/dtype" -> [[size_limit, backend], ...], and their source
+RULES: dict[str, list[list[Any]]]
+RULES_SOURCE: str
+
+
 def reload_rules():
     """Read the rules again (after `calibrate` wrote them)."""
     global RULES, RULES_SOURCE, _table
@@ -185,6 +196,8 @@ def _automatic(func, dtype, size, columns, tempered):
                 return module
             break
     for name in FALLBACK_ORDER:
+        if name == "numba" and size < NUMBA_FALLBACK_FROM:
+            continue
         module = _declaration(name)
         if module is not None and covers(module, dtype, tempered):
             return module

@@ -9,6 +9,8 @@ threadpoolctl is imported, before or after fastsoftmax).
 The compiled shortcut of the public functions keeps its own copy of the count and of the single_threaded() state:
 whoever needs to know registers with on_change().
 """
+from __future__ import annotations
+
 import contextlib
 import importlib.abc
 import importlib.util
@@ -16,9 +18,13 @@ import math
 import os
 import sys
 import threading
+from typing import TYPE_CHECKING
 
-_setting = None
-_threadpoolctl_limit = None
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+_setting: int | None = None
+_threadpoolctl_limit: int | None = None
 _this_thread = threading.local()  # .serial: the caller parallelises already (dask tasks); use one thread
 
 # The compiled module holding the thread pool; threadpoolctl finds it among the loaded libraries by its file name.
@@ -52,8 +58,9 @@ def _from_environment():
 
 
 _ENVIRONMENT = _from_environment()
-_count_listeners = []     # called with the new thread count
-_serial_listeners = []    # called with True / False as this thread enters or leaves single_threaded()
+# Called with the new thread count, and with True / False as this thread enters or leaves single_threaded()
+_count_listeners: list[Callable[[int], object]] = []
+_serial_listeners: list[Callable[[bool], object]] = []
 
 
 def on_change(count=None, serial=None):
@@ -79,7 +86,7 @@ def _uncapped():
     return _ENVIRONMENT
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """The number of threads the kernels use for large inputs."""
     n = _uncapped()[0]
     return min(n, _threadpoolctl_limit) if _threadpoolctl_limit else n
@@ -92,7 +99,7 @@ def thread_source():
     return source
 
 
-def set_num_threads(n):
+def set_num_threads(n: int | None) -> int:
     """Use n threads for large inputs (None: back to the environment's choice); return the previous setting."""
     global _setting
     if n is not None:
@@ -153,8 +160,8 @@ def _register_with_threadpoolctl(threadpoolctl):
             _set_threadpoolctl_limit(num_threads)
 
         def get_version(self):
-            import importlib.metadata
-            return importlib.metadata.version("fastsoftmax")
+            from ._version import version
+            return version()
 
     threadpoolctl.register(FastsoftmaxController)
 

@@ -10,12 +10,23 @@ onto the canonical (outer, n, inner) view of fastsoftmax/_layout.py; the backend
 compiled kernels (src_cython/cython_training.pyx, module fastsoftmax._backends.cython_training), or the readable
 numpy definitions in the "numpy reference" section below, which are also the fallback for what the kernels do not
 cover (cross entropy over columns, i.e. a class axis that is not the last one in memory).
+
+The public functions' overloads are for type checkers only (the last definition is the one that runs): what they
+promise is in fastsoftmax/_types.py.
 """
+from __future__ import annotations
+
 import math
 import numbers
 import operator
+from typing import TYPE_CHECKING, Any, Literal, SupportsIndex, overload
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
+
+    from ._types import Axis, FloatT
 
 from . import _dispatch
 from ._layout import Layout
@@ -127,7 +138,7 @@ def _same_memory(a, b):
             and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 
 
-def backends():
+def backends() -> tuple[str, ...]:
     """Backends of the training operations usable here."""
     return tuple(name for name in _dispatch.available() if _dispatch.backend_module(name).TRAINING)
 
@@ -169,7 +180,14 @@ def _backward(func, y, grad, axis, out, backend):
     return result if out is not None or result.ndim else result[()]
 
 
-def softmax_backward(y, grad, axis, *, out=None, backend=None):
+@overload
+def softmax_backward(y: NDArray[FloatT], grad: NDArray[FloatT], axis: Axis, *, out: NDArray[FloatT] | None = None,
+                     backend: str | None = None) -> NDArray[FloatT]: ...
+@overload
+def softmax_backward(y: ArrayLike, grad: ArrayLike, axis: Axis, *, out: NDArray[np.floating[Any]] | None = None,
+                     backend: str | None = None) -> NDArray[np.floating[Any]]: ...
+def softmax_backward(y: ArrayLike, grad: ArrayLike, axis: Axis, *, out: NDArray[np.floating[Any]] | None = None,
+                     backend: str | None = None) -> Any:
     """Vector-Jacobian product of softmax: y * (grad - sum(grad * y, axis)), given y = softmax(x, axis).
 
     That is d/dx of sum(grad * softmax(x)). One pass over memory per line, sums in float64. `axis` is an int, a
@@ -180,7 +198,15 @@ def softmax_backward(y, grad, axis, *, out=None, backend=None):
     return _backward("softmax_backward", y, grad, axis, out, backend)
 
 
-def log_softmax_backward(y_log, grad, axis, *, out=None, backend=None):
+@overload
+def log_softmax_backward(y_log: NDArray[FloatT], grad: NDArray[FloatT], axis: Axis, *,
+                         out: NDArray[FloatT] | None = None, backend: str | None = None) -> NDArray[FloatT]: ...
+@overload
+def log_softmax_backward(y_log: ArrayLike, grad: ArrayLike, axis: Axis, *,
+                         out: NDArray[np.floating[Any]] | None = None,
+                         backend: str | None = None) -> NDArray[np.floating[Any]]: ...
+def log_softmax_backward(y_log: ArrayLike, grad: ArrayLike, axis: Axis, *,
+                         out: NDArray[np.floating[Any]] | None = None, backend: str | None = None) -> Any:
     """Vector-Jacobian product of log_softmax: grad - exp(y_log) * sum(grad, axis), given y_log = log_softmax(x)."""
     return _backward("log_softmax_backward", y_log, grad, axis, out, backend)
 
@@ -227,8 +253,36 @@ def _class_targets(target, batch_shape, n_classes, ignore_index, func):
     return np.where(ignored, -1, t)
 
 
-def cross_entropy(logits, target, axis=-1, *, reduction="mean", ignore_index=-100, label_smoothing=0.0,
-                  weight=None, return_grad=False, backend=None):
+# Float logits fix the dtype of loss and grad; a mean or sum is a scalar, reduction="none" the batch shape (a
+# scalar for a single line of logits, hence `| Any`).
+@overload
+def cross_entropy(logits: NDArray[FloatT], target: ArrayLike, axis: SupportsIndex = -1, *,
+                  reduction: Literal["mean", "sum"] = "mean", ignore_index: SupportsIndex = -100,
+                  label_smoothing: float = 0.0, weight: ArrayLike | None = None, return_grad: Literal[False] = False,
+                  backend: str | None = None) -> FloatT: ...
+@overload
+def cross_entropy(logits: NDArray[FloatT], target: ArrayLike, axis: SupportsIndex = -1, *, reduction: Literal["none"],
+                  ignore_index: SupportsIndex = -100, label_smoothing: float = 0.0, weight: ArrayLike | None = None,
+                  return_grad: Literal[False] = False, backend: str | None = None) -> NDArray[FloatT] | Any: ...
+@overload
+def cross_entropy(logits: NDArray[FloatT], target: ArrayLike, axis: SupportsIndex = -1, *,
+                  reduction: Literal["mean", "sum"] = "mean", ignore_index: SupportsIndex = -100,
+                  label_smoothing: float = 0.0, weight: ArrayLike | None = None, return_grad: Literal[True],
+                  backend: str | None = None) -> tuple[FloatT, NDArray[FloatT]]: ...
+@overload
+def cross_entropy(logits: NDArray[FloatT], target: ArrayLike, axis: SupportsIndex = -1, *, reduction: Literal["none"],
+                  ignore_index: SupportsIndex = -100, label_smoothing: float = 0.0, weight: ArrayLike | None = None,
+                  return_grad: Literal[True],
+                  backend: str | None = None) -> tuple[NDArray[FloatT] | Any, NDArray[FloatT]]: ...
+@overload
+def cross_entropy(logits: ArrayLike, target: ArrayLike, axis: SupportsIndex = -1, *,
+                  reduction: Literal["none", "mean", "sum"] = "mean", ignore_index: SupportsIndex = -100,
+                  label_smoothing: float = 0.0, weight: ArrayLike | None = None, return_grad: bool = False,
+                  backend: str | None = None) -> Any: ...
+def cross_entropy(logits: ArrayLike, target: ArrayLike, axis: SupportsIndex = -1, *,
+                  reduction: Literal["none", "mean", "sum"] = "mean", ignore_index: SupportsIndex = -100,
+                  label_smoothing: float = 0.0, weight: ArrayLike | None = None, return_grad: bool = False,
+                  backend: str | None = None) -> Any:
     """Cross entropy of softmax(logits, axis) against `target`, as torch.nn.functional.cross_entropy.
 
     logits: float array, classes along `axis` (default the last). target: either class indices, an integer array
@@ -252,10 +306,10 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", ignore_index=-10
     if x.ndim == 0:
         raise ValueError(f"{func}: logits must have at least one dimension (the classes)")
     try:
-        axis = operator.index(axis)
+        axis_index = operator.index(axis)
     except TypeError:
         raise TypeError(f"{func}: axis must be an int, got {axis!r}") from None
-    (axis,) = _axes(axis, x.ndim, func)
+    (class_axis,) = _axes(axis_index, x.ndim, func)
     if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         raise ValueError(f"{func}: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
     try:
@@ -263,13 +317,13 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", ignore_index=-10
     except TypeError:
         raise TypeError(f"{func}: ignore_index must be an int, got {ignore_index!r}") from None
     ls = _check_label_smoothing(label_smoothing, func)
-    n_classes = x.shape[axis]
+    n_classes = x.shape[class_axis]
     if n_classes == 0:
-        raise ValueError(f"{func}: logits have no classes (axis {axis} has length 0)")
+        raise ValueError(f"{func}: logits have no classes (axis {class_axis} has length 0)")
     w = _check_weight(weight, n_classes, func)
 
     t = np.asarray(target)
-    batch_shape = x.shape[:axis] + x.shape[axis + 1:]
+    batch_shape = x.shape[:class_axis] + x.shape[class_axis + 1:]
     if t.dtype.kind == "f" and t.shape == x.shape:
         probabilities = True
     elif t.dtype.kind == "f":
@@ -283,7 +337,7 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", ignore_index=-10
 
     dtype = x.dtype
     compute = _FLOAT32 if dtype == _FLOAT16 else dtype
-    layout = Layout(x, (axis,))
+    layout = Layout(x, (class_axis,))
     x3 = layout.view3(x.astype(compute, copy=False))
     if probabilities:
         q3 = layout.view3(t.astype(compute, copy=False))

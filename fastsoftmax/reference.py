@@ -4,10 +4,18 @@ Each function reduces over axis 1 of a canonical (outer, n, inner) array and wri
 already validated the input (see fastsoftmax/_layout.py). This is also the fallback for what the compiled kernels
 do not cover: complex, long double, weighted logsumexp.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
-def softmax(x, out, n_threads=1, temperature=1.0, out_is_new=True):
+
+def softmax(x: NDArray[np.inexact[Any]], out: NDArray[np.inexact[Any]], n_threads: int = 1, temperature: float = 1.0,
+            out_is_new: bool = True) -> None:
     with np.errstate(all="ignore"):
         np.subtract(x, x.max(axis=1, keepdims=True), out=out)
         if temperature != 1:
@@ -16,7 +24,8 @@ def softmax(x, out, n_threads=1, temperature=1.0, out_is_new=True):
         out /= out.sum(axis=1, keepdims=True, dtype=_accumulator(x.dtype))
 
 
-def log_softmax(x, out, n_threads=1, temperature=1.0, out_is_new=True):
+def log_softmax(x: NDArray[np.inexact[Any]], out: NDArray[np.inexact[Any]], n_threads: int = 1,
+                temperature: float = 1.0, out_is_new: bool = True) -> None:
     with np.errstate(all="ignore"):
         m, log_total = _shift_and_log_total(x, temperature)
         np.subtract(x, m, out=out)
@@ -25,7 +34,7 @@ def log_softmax(x, out, n_threads=1, temperature=1.0, out_is_new=True):
         out -= log_total
 
 
-def logsumexp(x, out, n_threads=1):
+def logsumexp(x: NDArray[np.inexact[Any]], out: NDArray[np.inexact[Any]], n_threads: int = 1) -> None:
     with np.errstate(all="ignore"):
         m, log_total = _shift_and_log_total(x)
         out[...] = (m + log_total)[:, 0, :]
@@ -52,7 +61,8 @@ def _accumulator(dtype):
     return np.promote_types(dtype, np.float64)
 
 
-def weighted_logsumexp(a, b, axes, return_sign):
+def weighted_logsumexp(a: NDArray[np.inexact[Any]], b: NDArray[np.inexact[Any]] | None, axes: tuple[int, ...],
+                       return_sign: bool) -> tuple[NDArray[np.inexact[Any]], NDArray[np.inexact[Any]]]:
     """Return (log|sum(b * exp(a))|, sign) over `axes` of full arrays, keepdims-shaped; `b` may be None.
 
     scipy's algorithm, for weights and complex input: the largest term is factored out as m and the rest summed

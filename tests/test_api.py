@@ -294,3 +294,30 @@ def test_single_threaded_block_holds_only_in_its_thread():
             assert threads_for(100) == 1
     finally:
         fastsoftmax.set_num_threads(previous)
+
+
+def test_version_comes_from_the_metadata_only_when_asked():
+    """Reading the metadata costs ~15 ms (fastsoftmax/_version.py), so `import fastsoftmax` leaves it until
+    __version__ is read."""
+    import importlib.metadata
+    out = run_python("""
+        import sys, fastsoftmax
+        loaded = "importlib.metadata" in sys.modules
+        print(loaded, fastsoftmax.__version__, fastsoftmax.info()["version"])
+    """)
+    loaded, version, info_version = out.split()
+    assert loaded == "False"
+    assert version == info_version == importlib.metadata.version("fastsoftmax")
+
+
+def test_version_without_metadata_is_below_every_release(monkeypatch):
+    """A source tree that pip never installed has no metadata: "0+unknown", valid under PEP 440."""
+    import importlib.metadata
+
+    from fastsoftmax import _version
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert _version.version.__wrapped__() == _version.UNKNOWN == "0+unknown"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -212,6 +213,13 @@ rng = np.random.default_rng(0)
 logits = rng.standard_normal((1000, 18)).astype(np.float32)
 print(sample_actions(logits, 0.5, rng.random(1000)).shape)
 '''
+
+
+def test_readme_shows_this_example():
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    if not readme.exists():
+        pytest.skip("README.md is not beside the tests (tests copied out of the source tree)")
+    assert README_EXAMPLE.strip() in readme.read_text()
 
 
 def test_readme_example_in_a_fresh_process():

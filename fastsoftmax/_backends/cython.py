@@ -5,6 +5,7 @@ Two extension modules hold the compiled code: fastsoftmax._backends.cython_kerne
 the drivers and the compiled fast path of the public functions) and fastsoftmax._backends.cython_training (the
 training-loop kernels, on the same pool)."""
 import importlib
+import os
 
 NAME = "cython"
 DTYPES = frozenset({"float32", "float64"})
@@ -16,7 +17,12 @@ try:
     from . import cython_kernels as compiled
 except ImportError as exc:  # not built (no compiler at install time): the numpy and numba backends remain
     compiled = None
-    _why = f"the compiled kernels are not built ({exc})"
+    _note = os.path.join(os.path.dirname(os.path.dirname(__file__)), "_build_failure.txt")   # written by setup.py
+    if os.path.exists(_note):
+        with open(_note) as _f:
+            _why = f"the compiled kernels could not be built at install time: {_f.read().strip()}"
+    else:
+        _why = f"the compiled kernels are not built ({exc})"
 
 
 def unavailable():

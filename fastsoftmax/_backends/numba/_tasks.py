@@ -162,7 +162,7 @@ def finish_rows(x2, y2, op, rmax, rk, rs):
 # ---- the compiled entry points, built on first use ------------------------------------------------------------
 
 _SIGNATURE = types.void(types.CPointer(types.int64), types.intp)
-_compiled = {}
+_compiled: dict[tuple[int, int, int, bool], object] = {}  # task()'s key -> the cfunc built for it
 _compile_lock = threading.Lock()
 
 
