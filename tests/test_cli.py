@@ -177,3 +177,15 @@ def test_markdown_table_has_a_row_per_case(tmp_path):
     table = markdown_table(results, "softmax").splitlines()
     assert table[0].startswith("| case | cython | scipy | torch |")
     assert table[2] == "| c1 | 1.00 ms | 3.00 ms | 2.00 ms | 3.00x | 2.00x (torch) | 1.50 / 30 |"
+
+
+def test_markdown_table_measures_fastsoftmax_by_the_default_call(tmp_path):
+    """With the dispatcher ("auto") timed, the ratios are those of the call users make."""
+    from fastsoftmax._tools.report import markdown_table
+    results = [{"case": "c1", "function": "softmax", "backend": b, "median_s": t, "max_ulp": u}
+               for b, t, u in (("auto", 1e-6, 0.5), ("cython", 4e-6, 0.5), ("scipy", 8e-6, 1.0),
+                               ("torch", 2e-6, 1.0))]
+    table = markdown_table(results, "softmax").splitlines()
+    assert table[0] == ("| case | fastsoftmax | cython | scipy | torch | fastsoftmax vs scipy | "
+                        "fastsoftmax vs fastest peer | max ULP: fastsoftmax / worst other |")
+    assert table[2] == "| c1 | 1.0 us | 4.0 us | 8.0 us | 2.0 us | 8.00x | 2.00x (torch) | 0.50 / 1 |"
