@@ -114,7 +114,8 @@ def test_environment_variable_forces_a_backend():
     """
     assert run_python(code, FASTSOFTMAX_BACKEND="numpy").strip() == "numpy"
     out = subprocess.run([sys.executable, "-c", "import fastsoftmax; fastsoftmax.softmax([1.0])"],
-                         capture_output=True, text=True, env={**os.environ, "FASTSOFTMAX_BACKEND": "bogus"})
+                         capture_output=True, text=True, env={**os.environ, "FASTSOFTMAX_BACKEND": "bogus"},
+                         timeout=300)
     assert out.returncode != 0 and "unknown backend 'bogus'" in out.stderr
 
 
@@ -214,7 +215,8 @@ def test_a_broken_calibration_file_is_ignored_with_a_warning(tmp_path):
     config = tmp_path / "dispatch.json"
     config.write_text('{"rules": {"softmax/diagonal/float64": [[null, "cython"]]}}')
     out = subprocess.run([sys.executable, "-W", "always", "-c", "import fastsoftmax; print(fastsoftmax.softmax([1.0]))"],
-                         capture_output=True, text=True, env={**os.environ, "FASTSOFTMAX_CONFIG": str(config)})
+                         capture_output=True, text=True, env={**os.environ, "FASTSOFTMAX_CONFIG": str(config)},
+                         timeout=300)
     assert out.returncode == 0 and "[1.]" in out.stdout
     assert "ignoring dispatch calibration" in out.stderr and "softmax/diagonal/float64" in out.stderr
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 SIMD = Path(__file__).resolve().parent.parent / "src_cython" / "simd"
+# A compiler that hangs (a broken toolchain, a full disk over NFS) must fail the test, not stall CI.
+COMPILE_TIMEOUT = 600
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +20,7 @@ def harness(tmp_path_factory):
     exe = tmp_path_factory.mktemp("harness") / "check_kernels"
     # the flags of setup.py: no -march, no -ffast-math
     subprocess.run([cc, "-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off", str(SIMD / "check_kernels.c"),
-                    str(SIMD / "fs_kernels.c"), "-lm", "-o", str(exe)], check=True)
+                    str(SIMD / "fs_kernels.c"), "-lm", "-o", str(exe)], check=True, timeout=COMPILE_TIMEOUT)
     return exe
 
 
@@ -43,7 +45,7 @@ def _build_pool_check(tmp_path, *flags):
         pytest.skip("needs a C compiler and the source tree")
     exe = tmp_path / "check_pool"
     build = subprocess.run([cc, *flags, "-pthread", str(POOL / "check_pool.c"), str(POOL / "fs_pool.c"), "-o",
-                            str(exe)], capture_output=True, text=True)
+                            str(exe)], capture_output=True, text=True, timeout=COMPILE_TIMEOUT)
     return exe, build
 
 
@@ -90,11 +92,12 @@ def aarch64(tmp_path_factory):
                          (pool, [POOL / "check_pool.c", POOL / "fs_pool.c"])):
         build = subprocess.run([CROSS_CC, "-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off",
                                 "-Wall", "-Wextra", "-Werror", "-pthread", *map(str, sources), "-lm", "-o", str(exe)],
-                               capture_output=True, text=True)
+                               capture_output=True, text=True, timeout=COMPILE_TIMEOUT)
         assert build.returncode == 0, build.stderr
     # the drivers compile for aarch64 too (they run in the Python tests on the host)
     build = subprocess.run([CROSS_CC, "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(SIMD), "-c",
-                            str(POOL / "fs_lines.c"), "-o", str(out / "fs_lines.o")], capture_output=True, text=True)
+                            str(POOL / "fs_lines.c"), "-o", str(out / "fs_lines.o")], capture_output=True, text=True,
+                           timeout=COMPILE_TIMEOUT)
     assert build.returncode == 0, build.stderr
     return kernels, pool
 

@@ -62,7 +62,8 @@ def test_out_overlapping_the_input_gives_the_right_result(backend, func, shift):
 
 def test_unknown_backend_in_the_environment_names_the_valid_ones():
     proc = subprocess.run([sys.executable, "-c", "import fastsoftmax; fastsoftmax.softmax([1.0])"],
-                          capture_output=True, text=True, env={**os.environ, "FASTSOFTMAX_BACKEND": "bogus"})
+                          capture_output=True, text=True, env={**os.environ, "FASTSOFTMAX_BACKEND": "bogus"},
+                          timeout=300)
     assert proc.returncode != 0
     assert "ValueError" in proc.stderr and "unknown backend 'bogus'" in proc.stderr
     assert "available backends: numpy" in proc.stderr
