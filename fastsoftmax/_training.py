@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 from . import _dispatch
 from ._layout import Layout
+from ._validate import as_input as _as_input
 from ._validate import axes as _axes
 from ._validate import check_out as _check_out
 
@@ -114,16 +115,12 @@ def cross_entropy_prob_reference(x, q, w, ls, scale, loss, grad):
 # ---- validation helpers -------------------------------------------------------------------------------------------
 
 def _as_real(x, func, name):
-    """`x` as a native float array: ints and bools become float64; float16/32/64 and long double stay."""
+    """`x` as a native float array: ints and bools become float64; float16/32/64 and long double stay
+    (_validate.as_input's rules, without complex)."""
     a = np.asarray(x)
-    kind = a.dtype.kind
-    if kind in "biu":
-        return a.astype(np.float64)
-    if kind != "f":
+    if a.dtype.kind not in "biuf":
         raise TypeError(f"{func}: {name} must be a real numeric array, got dtype {a.dtype}")
-    if not a.dtype.isnative:
-        a = a.astype(a.dtype.newbyteorder("="))
-    return a
+    return _as_input(a, func)
 
 
 def _kernels(backend, func):

@@ -22,11 +22,12 @@ from numba.np.unsafe.ndarray import to_fixed_tuple
 
 import fastsoftmax
 
+from . import _DEFAULT_SIZES
 from ._columns import cols_op
 from ._exp import fma, kernel
 from ._rows import OP_LOG_SOFTMAX, OP_LOGSUMEXP, OP_SOFTMAX, rows
 
-COLUMN_TILE = 128   # columns per tile of the column kernels, as the backend's default
+COLUMN_TILE = _DEFAULT_SIZES["column_tile"]   # columns per tile of the column kernels, as the backend's
 
 
 def init():
