@@ -28,6 +28,8 @@
 #define FS_CAT_(a, b, c, d) a##b##c##d
 #define FS_CAT(a, b, c, d) FS_CAT_(a, b, c, d)
 #define FS_INL static inline __attribute__((always_inline)) FS_T
+/* AVX-512 intrinsics spelt once for both dtypes: FS_MM(FS_PS(op)) is _mm512_op_ps or _mm512_op_pd */
+#define FS_MM(op) FS_CAT(_mm, FS_VBITS, _, op)
 
 /* ================================================================================================================
  * dtype sections
@@ -38,6 +40,8 @@
 #define VI VLD
 #define N ND
 #define FN(name) FS_CAT(fs_, FS_ISA, _f64_, name)
+#define FS_PS(op) FS_CAT(op, _pd, , )     /* the intrinsic's dtype suffix */
+#define FS_MMV FS_CAT(__m, FS_VBITS, d, )
 #define VFMA VFMA_D
 #define VMAX VMAX_D
 #define U 4                           /* vectors per iteration of the exp loops */
@@ -57,6 +61,8 @@
 #define VI VIF
 #define N NF
 #define FN(name) FS_CAT(fs_, FS_ISA, _f32_, name)
+#define FS_PS(op) FS_CAT(op, _ps, , )
+#define FS_MMV FS_CAT(__m, FS_VBITS, , )
 #define VFMA VFMA_F
 #define VMAX VMAX_F
 #define U 2                           /* four spill a vector to the stack on 16-register paths */
@@ -75,6 +81,12 @@
    that terms below the smallest normal still add up: a float32 log_softmax output of -1e-37 is the sum of such
    terms and must keep its digits. The sums are scaled back in double. */
 
+#if FS_AVX512 && N == 16
+#define FS_MASK __mmask16
+#elif FS_AVX512
+#define FS_MASK __mmask8
+#endif
+
 /* ---- small vector helpers ------------------------------------------------------------------------------------ */
 FS_INL V FN(splat)(T a) { return (V){0} + a; }
 FS_INL V FN(load)(const T *p) { V v; __builtin_memcpy(&v, p, sizeof v); return v; }
@@ -82,10 +94,8 @@ FS_INL void FN(store)(T *p, V v) { __builtin_memcpy(p, &v, sizeof v); }
 /* Tails: never touch memory past the k valid lanes (0 < k <= N). */
 FS_INL V FN(load_part)(const T *p, ptrdiff_t k, T fill)
 {
-#if FS_AVX512 && FS_F64
-    return (V)_mm512_mask_loadu_pd(_mm512_set1_pd(fill), (__mmask8)((1u << k) - 1), p);
-#elif FS_AVX512
-    return (V)_mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16)((1u << k) - 1), p);
+#if FS_AVX512
+    return (V)FS_MM(FS_PS(mask_loadu))(FS_MM(FS_PS(set1))(fill), (FS_MASK)((1u << k) - 1), p);
 #else
     V v = FN(splat)(fill);
     for (ptrdiff_t i = 0; i < k; i++) v[i] = p[i];
@@ -94,10 +104,8 @@ FS_INL V FN(load_part)(const T *p, ptrdiff_t k, T fill)
 }
 FS_INL void FN(store_part)(T *p, V v, ptrdiff_t k)
 {
-#if FS_AVX512 && FS_F64
-    _mm512_mask_storeu_pd(p, (__mmask8)((1u << k) - 1), (__m512d)v);
-#elif FS_AVX512
-    _mm512_mask_storeu_ps(p, (__mmask16)((1u << k) - 1), (__m512)v);
+#if FS_AVX512
+    FS_MM(FS_PS(mask_storeu))(p, (FS_MASK)((1u << k) - 1), (FS_MMV)v);
 #else
     for (ptrdiff_t i = 0; i < k; i++) p[i] = v[i];
 #endif
@@ -106,10 +114,8 @@ FS_INL void FN(store_part)(T *p, V v, ptrdiff_t k)
    ownership, no eviction of the input. Plain stores where the ISA has no such instruction in C. */
 FS_INL void FN(store_nt)(T *p, V v)
 {
-#if FS_AVX512 && FS_F64
-    _mm512_stream_pd(p, (__m512d)v);
-#elif FS_AVX512
-    _mm512_stream_ps(p, (__m512)v);
+#if FS_AVX512
+    FS_MM(FS_PS(stream))(p, (FS_MMV)v);
 #elif FS_X86 && FS_F64 && NF == 8
     _mm256_stream_pd(p, (__m256d)v);
 #elif FS_X86 && NF == 8
@@ -275,12 +281,9 @@ FS_INL V FN(exp_core)(V x, V negm, V it, V eit, int tempered, int biased, V *d_o
     r = VFMA(nf, FN(splat)(LN2_LO), r) + lo;
     V p = FN(exp_poly)(r);
     T cut = biased ? -FLUSH_BIASED : -FLUSH;
-#if FS_AVX512 && FS_F64
-    __mmask8 keep = _mm512_cmp_pd_mask((__m512d)s, _mm512_set1_pd(cut), _CMP_NLT_UQ);   /* nan kept */
-    return (V)_mm512_maskz_scalef_pd(keep, (__m512d)p, (__m512d)(biased ? nf + (T)BIAS : nf));
-#elif FS_AVX512
-    __mmask16 keep = _mm512_cmp_ps_mask((__m512)s, _mm512_set1_ps(cut), _CMP_NLT_UQ);
-    return (V)_mm512_maskz_scalef_ps(keep, (__m512)p, (__m512)(biased ? nf + (T)BIAS : nf));
+#if FS_AVX512
+    FS_MASK keep = FS_CAT(FS_MM(FS_PS(cmp)), _mask, , )((FS_MMV)s, FS_MM(FS_PS(set1))(cut), _CMP_NLT_UQ);   /* nan kept */
+    return (V)FS_MM(FS_PS(maskz_scalef))(keep, (FS_MMV)p, (FS_MMV)(biased ? nf + (T)BIAS : nf));
 #else
     VI one = (VI){0} + ONE_BITS, bias = ((VI){0} + BIAS) << MANT_BITS;
     VI scale = ((VI)t << MANT_BITS) + (biased ? one + bias : one);
@@ -552,10 +555,10 @@ FS_INL void FN(row_t)(int mode, const T *x, T *y, ptrdiff_t n, const fs_temp *tp
         return;
     }
     if (mode == FS_LOGSUMEXP) {
-        *y = (T)((double)m + fs_log_sum(s));   /* float64: ~ulp(m) when the result cancels against a negative m */
+        *y = (T)((double)m + fs_log_sum_inl(s));   /* float64: ~ulp(m) when the result cancels against a negative m */
         return;
     }
-    FN(sub_t)(x, y, n, m, (T)fs_log_sum(s), tp, tempered, stream);
+    FN(sub_t)(x, y, n, m, (T)fs_log_sum_inl(s), tp, tempered, stream);
 }
 
 /* Short rows in blocks, phase by phase (all maxima, then all sums, then all outputs): the rows of a phase are
@@ -579,15 +582,90 @@ FS_INL void FN(row_block_t)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_
         } else if (mode == FS_SOFTMAX) {
             FN(scale_t)(yr, n, FN(make_inv)(s[r]));
         } else if (mode == FS_LOGSUMEXP) {
-            *yr = (T)((double)m[r] + fs_log_sum(s[r]));
+            *yr = (T)((double)m[r] + fs_log_sum_inl(s[r]));
         } else {
-            FN(sub_t)(xr, yr, n, m[r], (T)fs_log_sum(s[r]), tp, tempered, 0);
+            FN(sub_t)(xr, yr, n, m[r], (T)fs_log_sum_inl(s[r]), tp, tempered, 0);
         }
+    }
+}
+
+/* Softmax of rows of at most FS_REG_VECS vectors, held in registers: x is read once and y written once, where the
+   block path above stores the exp terms, then reads and rewrites them. nv, the row's vector count, is a constant in
+   each instance, so the arrays below are registers and the reductions trees. Measured on 12288 rows of 128, one
+   thread, Xeon family 6 model 207, ns per element in three alternating runs: float32 0.520-0.538 against
+   0.579-0.595 in blocks, float64 1.285-1.459 against 1.474-1.513. The log modes gained nothing this way (their cost is the biased sum and the count), so they keep blocks. */
+#if FS_AVX512
+#define FS_REG_VECS 16                /* 32 vector registers */
+#else
+#define FS_REG_VECS 8
+#endif
+/* the one-row path, out of line: special values in a short row are rare, and inlining the whole path into every
+   instance below tripled the kernels' code size */
+static FS_T __attribute__((noinline)) void FN(softmax_row_slow)(const T *x, T *y, ptrdiff_t n, const fs_temp *tp)
+{
+    if (tp) FN(row_t)(FS_SOFTMAX, x, y, n, tp, 1, 0, NULL); else FN(row_t)(FS_SOFTMAX, x, y, n, NULL, 0, 0, NULL);
+}
+FS_INL void FN(softmax_row_reg_t)(const T *x, T *y, ptrdiff_t n, const fs_temp *tp, int tempered, int nv)
+{
+    V v[FS_REG_VECS], w[FS_REG_VECS], d;
+    ptrdiff_t last = n - (ptrdiff_t)(nv - 1) * N;    /* lanes of the last vector, 1..N */
+#pragma GCC unroll 16
+    for (int k = 0; k < nv - 1; k++) v[k] = FN(load)(x + k * N);
+    v[nv - 1] = last == N ? FN(load)(x + (nv - 1) * N) : FN(load_part)(x + (nv - 1) * N, last, -(T)__builtin_inf());
+#pragma GCC unroll 16
+    for (int k = 0; k < nv; k++) w[k] = v[k];
+#pragma GCC unroll 16
+    for (int s = 1; s < nv; s *= 2)
+#pragma GCC unroll 16
+        for (int k = 0; k + s < nv; k += 2 * s) w[k] = VMAX(w[k + s], w[k]);
+    T m = FN(hmax)(w[0]);
+    if (!(m - m == 0)) { FN(softmax_row_slow)(x, y, n, tp); return; }   /* +inf, or all -inf / nan */
+    V negm = FN(splat)(-m), it, eit;
+    FN(temp)(tp, &it, &eit);
+#pragma GCC unroll 16
+    for (int k = 0; k < nv; k++) v[k] = FN(exp_core)(v[k], negm, it, eit, tempered, 0, &d);
+    FN(acc) acc = {{0}, {0}};
+    /* expsum_t's order (groups of U full vectors, then one by one), so that every path writes the same bits */
+    int k = 0;
+#pragma GCC unroll 16
+    for (; k + U <= nv - 1; k += U) FN(acc_add_group)(&acc, v + k);
+    if (k + U == nv && last == N) {
+        FN(acc_add_group)(&acc, v + k);
+    } else {
+#pragma GCC unroll 16
+        for (int j = k; j < nv; j++) FN(acc_add)(&acc, v[j]);
+    }
+    fs_dd s = FN(acc_total)(acc, 1.0);
+    if (s.hi != s.hi) { FN(softmax_row_slow)(x, y, n, tp); return; }
+    FN(inv) inv = FN(make_inv)(s);
+#pragma GCC unroll 16
+    for (int k = 0; k < nv - 1; k++) FN(store)(y + k * N, FN(mul_inv)(v[k], inv));
+    if (last == N) FN(store)(y + (nv - 1) * N, FN(mul_inv)(v[nv - 1], inv));
+    else FN(store_part)(y + (nv - 1) * N, FN(mul_inv)(v[nv - 1], inv), last);
+}
+
+/* every row of 1 <= n <= FS_REG_VECS * N through softmax_row_reg_t, with the vector count made a constant */
+FS_INL void FN(softmax_rows_reg_t)(const T *x, T *y, ptrdiff_t rows, ptrdiff_t n, const fs_temp *tp, int tempered)
+{
+    switch ((int)((n + N - 1) / N)) {
+#define FS_REG_CASE(K) \
+    case K: for (ptrdiff_t r = 0; r < rows; r++) FN(softmax_row_reg_t)(x + r * n, y + r * n, n, tp, tempered, K); break;
+    FS_REG_CASE(1) FS_REG_CASE(2) FS_REG_CASE(3) FS_REG_CASE(4) FS_REG_CASE(5) FS_REG_CASE(6) FS_REG_CASE(7)
+    FS_REG_CASE(8)
+#if FS_REG_VECS > 8
+    FS_REG_CASE(9) FS_REG_CASE(10) FS_REG_CASE(11) FS_REG_CASE(12) FS_REG_CASE(13) FS_REG_CASE(14) FS_REG_CASE(15)
+    FS_REG_CASE(16)
+#endif
+#undef FS_REG_CASE
     }
 }
 
 FS_INL void FN(rows_t)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_t n, const fs_temp *tp, int tempered)
 {
+    if (mode == FS_SOFTMAX && n >= 1 && n <= FS_REG_VECS * N) {
+        FN(softmax_rows_reg_t)(x, y, rows, n, tp, tempered);
+        return;
+    }
     ptrdiff_t out = mode == FS_LOGSUMEXP ? 1 : n, r = 0;
     if (n <= FS_BLOCK_MAX_N)
         for (; r + FS_BLOCK_ROWS <= rows; r += FS_BLOCK_ROWS) {
@@ -738,9 +816,9 @@ FS_INL void FN(cols_t)(int mode, const T *x, T *y, ptrdiff_t n, ptrdiff_t width,
 #endif
             } else if (mode == FS_LOG_SOFTMAX) {
                 /* L for y = (x - m) - L; 0 for a +inf max makes that nan at +inf entries and -inf elsewhere */
-                fa[j] = special == FS_COL_OK ? (T)fs_log_sum(s) : special == FS_COL_PINF ? 0 : (T)__builtin_nan("");
+                fa[j] = special == FS_COL_OK ? (T)fs_log_sum_inl(s) : special == FS_COL_PINF ? 0 : (T)__builtin_nan("");
             } else {
-                y[j0 + j] = special == FS_COL_OK ? (T)((double)m + fs_log_sum(s))
+                y[j0 + j] = special == FS_COL_OK ? (T)((double)m + fs_log_sum_inl(s))
                           : special == FS_COL_PINF ? (T)__builtin_inf()
                           : special == FS_COL_NINF ? -(T)__builtin_inf() : (T)__builtin_nan("");
             }
@@ -823,7 +901,7 @@ FS_INL void FN(slice_finish_t)(int mode, const T *x, T *y, ptrdiff_t n, double m
 {
     T m = (T)max;
     if (mode == FS_LOGSUMEXP) {
-        *y = !(m - m == 0) ? m : sum.hi != sum.hi ? (T)__builtin_nan("") : (T)((double)m + fs_log_sum(sum));
+        *y = !(m - m == 0) ? m : sum.hi != sum.hi ? (T)__builtin_nan("") : (T)((double)m + fs_log_sum_inl(sum));
     } else if (mode == FS_SOFTMAX) {
         if (!(m - m == 0) || sum.hi != sum.hi) FN(fill_nan)(y, n);
         else FN(expscale_t)(x, y, n, m, FN(make_inv)(sum), tp, tempered);
@@ -834,7 +912,7 @@ FS_INL void FN(slice_finish_t)(int mode, const T *x, T *y, ptrdiff_t n, double m
     } else if (sum.hi != sum.hi) {
         FN(fill_nan)(y, n);
     } else {
-        FN(sub_t)(x, y, n, m, (T)fs_log_sum(sum), tp, tempered, 0);
+        FN(sub_t)(x, y, n, m, (T)fs_log_sum_inl(sum), tp, tempered, 0);
     }
 }
 static FS_T void FN(slice_finish)(int mode, const void *x, void *y, ptrdiff_t n, double max, fs_dd sum,
@@ -927,7 +1005,7 @@ static FS_T double FN(cross_entropy_row)(const void *xv, const void *qv, int64_t
         return __builtin_nan("");
     }
     fs_dd total = FN(expsum_t)(x, g, n, (T)m, g != NULL, NULL, 0);   /* g, if any, now holds exp(x - m) */
-    double log_total = fs_log_sum(total), inv_total = 1.0 / (total.hi + total.lo);
+    double log_total = fs_log_sum_inl(total), inv_total = 1.0 / (total.hi + total.lo);
     double keep = 1.0 - ls, spread = ls / (double)n;
     if (q) {
         double a = 0.0, b = 0.0;
@@ -998,5 +1076,9 @@ static const fs_ops FN(ops) = {
 #undef FS_BLOCK_ROWS
 #undef FS_STREAM_N
 #undef FS_BLOCK_MAX_N
+#undef FS_REG_VECS
 #undef FS_SWAP
 #undef FS_F64
+#undef FS_PS
+#undef FS_MMV
+#undef FS_MASK
