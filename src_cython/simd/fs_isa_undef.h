@@ -16,6 +16,8 @@
 #undef VFMA_D
 #undef VMAX_F
 #undef VMAX_D
+#undef VMIN_F
+#undef VMIN_D
 #undef CVT_LO_F
 #undef CVT_HI_F
 #undef PACK_D_F

@@ -10,6 +10,7 @@
  *   FS_FMA          1 when VFMA_* is a hardware fused multiply-add (0: mul + add, two roundings)
  *   FS_AVX512       1 where vscalef and masked loads/stores exist
  *   VFMA_F/D(a, b, c), VMAX_F/D(a, b)   (VMAX returns b when a is nan and a when b is: x86 maxps)
+ *   VMIN_F/D(a, b)  optional: where min is one instruction, x - m is split by Fast2Sum instead of TwoSum
  *   CVT_LO_F, CVT_HI_F, PACK_D_F        float <-> double halves
  *   FS_F64          0 or 1, per inclusion
  *
@@ -44,6 +45,7 @@
 #define FS_MMV FS_CAT(__m, FS_VBITS, d, )
 #define VFMA VFMA_D
 #define VMAX VMAX_D
+#define VMIN VMIN_D
 #define U 4                           /* vectors per iteration of the exp loops */
 #define LOG2E 0x1.71547652b82fep+0
 #define MAGIC 0x1.8p52                /* 1.5 * 2^52: adding it rounds to an integer held in the low bits */
@@ -65,6 +67,7 @@
 #define FS_MMV FS_CAT(__m, FS_VBITS, , )
 #define VFMA VFMA_F
 #define VMAX VMAX_F
+#define VMIN VMIN_F
 #define U 2                           /* four spill a vector to the stack on 16-register paths */
 #define LOG2E 0x1.715476p+0f
 #define MAGIC 0x1.8p23f
@@ -267,8 +270,15 @@ FS_INL V FN(exp_poly)(V r)
 FS_INL V FN(exp_core)(V x, V negm, V it, V eit, int tempered, int biased, V *d_out)
 {
     V s = x + negm;
+#ifdef VMIN_F
+    /* Fast2Sum, exact for |a| >= |b|: min(x, -m) is the larger in magnitude, since x <= m (for m >= 0, x <= -m
+       makes |x| >= m; for m < 0, |x| >= |m| always). One operation fewer than TwoSum, the same lo. */
+    V a = VMIN(x, negm), b = VMAX(x, negm);
+    V lo = b - (s - a);                                    /* x - m == s + lo exactly */
+#else
     V xv = s - negm, mv = s - xv;
-    V lo = (x - xv) + (negm - mv);                         /* x - m == s + lo exactly */
+    V lo = (x - xv) + (negm - mv);                         /* TwoSum: min and max cost several operations here */
+#endif
     if (tempered) {                                        /* (s + lo) * (it + eit), again as an exact-enough pair */
         V err, p = FN(two_prod)(s, it, &err);
         lo = VFMA(lo, it, VFMA(s, eit, err));
@@ -1060,6 +1070,7 @@ static const fs_ops FN(ops) = {
 #undef FN
 #undef VFMA
 #undef VMAX
+#undef VMIN
 #undef U
 #undef LOG2E
 #undef MAGIC
