@@ -27,7 +27,7 @@ from ._columns import cols_op
 from ._exp import fma, kernel
 from ._rows import OP_LOG_SOFTMAX, OP_LOGSUMEXP, OP_SOFTMAX, rows
 
-COLUMN_TILE = _DEFAULT_SIZES["column_tile"]   # columns per tile of the column kernels, as the backend's
+COLUMN_TILE = _DEFAULT_SIZES["column_tile"]   # columns per tile of the column kernels: the backend's default
 
 
 def init():
