@@ -11,7 +11,6 @@
 #undef ND
 #undef FS_FMA
 #undef FS_AVX512
-#undef FS_VBITS
 #undef VFMA_F
 #undef VFMA_D
 #undef VMAX_F

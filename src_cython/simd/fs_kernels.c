@@ -152,7 +152,6 @@ typedef int64_t fs_v2l __attribute__((vector_size(16)));
 #define ND 8
 #define FS_FMA 1
 #define FS_AVX512 1
-#define FS_VBITS 512
 #define VFMA_F(a, b, c) ((VF)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
 #define VFMA_D(a, b, c) ((VD)_mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c)))
 #define VMAX_F(a, b) ((VF)_mm512_max_ps((__m512)(a), (__m512)(b)))

@@ -30,7 +30,7 @@
 #define FS_CAT(a, b, c, d) FS_CAT_(a, b, c, d)
 #define FS_INL static inline __attribute__((always_inline)) FS_T
 /* AVX-512 intrinsics spelt once for both dtypes: FS_MM(FS_PS(op)) is _mm512_op_ps or _mm512_op_pd */
-#define FS_MM(op) FS_CAT(_mm, FS_VBITS, _, op)
+#define FS_MM(op) FS_CAT(_mm512_, op, , )
 
 /* ================================================================================================================
  * dtype sections
@@ -42,7 +42,7 @@
 #define N ND
 #define FN(name) FS_CAT(fs_, FS_ISA, _f64_, name)
 #define FS_PS(op) FS_CAT(op, _pd, , )     /* the intrinsic's dtype suffix */
-#define FS_MMV FS_CAT(__m, FS_VBITS, d, )
+#define FS_MMV __m512d
 #define VFMA VFMA_D
 #define VMAX VMAX_D
 #define VMIN VMIN_D
@@ -64,7 +64,7 @@
 #define N NF
 #define FN(name) FS_CAT(fs_, FS_ISA, _f32_, name)
 #define FS_PS(op) FS_CAT(op, _ps, , )
-#define FS_MMV FS_CAT(__m, FS_VBITS, , )
+#define FS_MMV __m512
 #define VFMA VFMA_F
 #define VMAX VMAX_F
 #define VMIN VMIN_F
