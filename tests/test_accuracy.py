@@ -33,6 +33,8 @@ def accuracy_inputs(dtype):
     yield "std 30 rows", rng.normal(0, 30, (64, 1000)).astype(dtype), -1
     yield "offset 1e4", (1e4 + rng.normal(0, 3, (16, 1000))).astype(dtype), -1
     yield "152064-long rows", rng.normal(0, 3, (2, 152064)).astype(dtype), -1
+    # 96 KB rows: past L1 and within L2, where softmax overlaps each row's scale pass with the next row's exp
+    yield "96 KB rows", rng.normal(0, 3, (6, 24013 if dtype == np.float32 else 12013)).astype(dtype), -1
     yield "axis 0 std 30", rng.normal(0, 30, (500, 300)).astype(dtype), 0
     yield "10^6 row", rng.normal(0, 3, 10**6).astype(dtype), None
     rising = np.sort(rng.normal(0, 30, 10**6))  # the running max grows all along: many rescaled partial sums

@@ -32,6 +32,7 @@ _SHAPES = [  # (name, shape, axis, dtypes)
     ("rows_256x1000", (256, 1000), -1, DTYPES),
     ("attention_96x128x128", (96, 128, 128), -1, DTYPES),
     ("vocab_8x152064", (8, 152064), -1, DTYPES),
+    ("vocab_64x32000", (64, 32000), -1, DTYPES),  # 32000 words (LLaMA 2): rows within L2, see fs_rows_per_call
     ("rows_4096x4096", (4096, 4096), -1, DTYPES),
     ("columns_2000x2000", (2000, 2000), 0, DTYPES),
     ("whole_1e7", (10**7,), None, DTYPES),

@@ -12,7 +12,8 @@
 /* Elements per task. A task is the unit a thread claims: large enough that claiming it (one compare-and-swap on a
    shared line, ~0.1 us) is noise, small enough that the caller can pick up the share of a helper that never came
    and that a helper slowed down mid-task (its core shared with another library's thread) holds the caller up only
-   briefly. Tasks are about 1/8 of a thread's share, between 4K elements (~1 us of float32 on one core) and 16K. */
+   briefly. Tasks are about 1/8 of a thread's share, between 4K elements (~1 us of float32 on one core) and 16K;
+   softmax rows that the kernel overlaps pairwise (fs_rows_per_call) come up to 4 to a task, 64 KB-L2/8 each. */
 #define FS_TASK_ELEMENTS 16384
 #define FS_TASK_MIN_ELEMENTS 4096
 #define FS_TASKS_PER_THREAD 8
@@ -174,6 +175,11 @@ void fs_lines(int func, int dtype, const void *x, void *y, ptrdiff_t outer, ptrd
     }
     if (n_threads > 1 && outer < n_threads && n >= g_split_row_min && split_rows(&j, n_threads)) return;
     j.per_task = ceil_div(per_task, n);
+    /* rows the kernel overlaps pairwise come several to a task, as long as every thread keeps two tasks */
+    ptrdiff_t batch = fs_rows_per_call(dtype, func, n);
+    ptrdiff_t spread = ceil_div(outer, 2 * (ptrdiff_t)(n_threads > 1 ? n_threads : 1));
+    if (batch > spread) batch = spread;
+    if (j.per_task < batch) j.per_task = batch;
     fs_pool_run(rows_task, &j, ceil_div(outer, j.per_task), n_threads);
 }
 

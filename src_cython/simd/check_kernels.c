@@ -236,6 +236,42 @@ static void check_row(int f64, size_t n, const char *ctx)
     g_floor = 0;
 }
 
+/* Rows that the softmax kernel overlaps (fs_rows_per_call > 1: each row's exp pass scales the row before) must
+   carry the bits of the same rows computed one at a time, with special rows (+inf, nan, all -inf) among them and
+   with a temperature. Returns the number of rows that differ. */
+static long check_overlapped_rows(int f64)
+{
+    int dtype = f64 ? FS_FLOAT64 : FS_FLOAT32;
+    size_t item = f64 ? 8 : 4, rows = 7, n = (f64 ? 12000 : 24000) + 13;   /* 96 KB rows; odd, for the tails */
+    if (fs_rows_per_call(dtype, FS_SOFTMAX, n) < 2) {
+        printf("  overlapped rows: not used for n=%zu on this machine (L2 below 768 KB)\n", n);
+        return 0;
+    }
+    char *x = malloc(rows * n * item), *y = malloc(rows * n * item), *one = malloc(n * item);
+    for (size_t i = 0; i < rows * n; i++) {
+        double v = 3 * nrand();
+        if (i / n == 1 && i % n == n / 2) v = INFINITY;
+        if (i / n == 3 && i % n == n - 1) v = NAN;
+        if (i / n == 4) v = -INFINITY;
+        if (f64) ((double *)x)[i] = v; else ((float *)x)[i] = (float)v;
+    }
+    long bad = 0;
+    double temps[] = {1.0, 0.7};
+    for (int t = 0; t < 2; t++) {
+        fs_rows(dtype, FS_SOFTMAX, x, y, rows, n, temps[t]);
+        for (size_t r = 0; r < rows; r++) {
+            fs_rows(dtype, FS_SOFTMAX, x + r * n * item, one, 1, n, temps[t]);
+            if (memcmp(y + r * n * item, one, n * item) != 0) {
+                bad++;
+                printf("  OVERLAPPED ROW differs: %s row %zu of %zux%zu, T=%g\n", f64 ? "f64" : "f32", r, rows, n,
+                       temps[t]);
+            }
+        }
+    }
+    free(x); free(y); free(one);
+    return bad;
+}
+
 static void gen_row(int f64, size_t n, double off, double sd)
 {
     for (size_t i = 0; i < n; i++) {
@@ -457,8 +493,10 @@ int main(int argc, char **argv)
     g_ysf = malloc((MAXN + 8) * sizeof(float)); g_ysd = malloc((MAXN + 8) * sizeof(double));
     for (int f = 0; f < 2; f++) for (int k = 0; k < NK; k++) S[f][k].name = kname[k];
 
+    long overlap_bad = 0;
     for (int f64 = 0; f64 < 2 && !bench_only; f64++) {
         char ctx[128];
+        overlap_bad += check_overlapped_rows(f64);
         /* random rows */
         size_t lens[] = {1, 1000, 152064, 1000000};
         double offs[] = {0, 0, 1e4, -1e4}, sds[] = {3, 30, 3, 30};
@@ -564,6 +602,11 @@ int main(int argc, char **argv)
                    st->maxulp, st->maxsum, st->bad, st->tinybad, bad ? "  <-- FAIL" : "");
             if (getenv("FS_VERBOSE")) printf("      worst: %s\n", st->worst);
         }
+
+    if (overlap_bad) {
+        printf("overlapped softmax rows: %ld differ from the rows alone  <-- FAIL\n", overlap_bad);
+        fail = 1;
+    }
 
     if (bench_only) {
         time_passes();

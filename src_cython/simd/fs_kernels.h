@@ -50,6 +50,9 @@ const char *fs_cpu_features(void);       /* what fs_init saw: "sse2 avx avx2 fma
 /* ---- lines -------------------------------------------------------------------------------------------------- */
 /* `rows` consecutive contiguous rows of n elements each; y: the same layout, or `rows` values for logsumexp. */
 void fs_rows(int dtype, int mode, const void *x, void *y, ptrdiff_t rows, ptrdiff_t n, double temperature);
+/* How many rows of n a call of fs_rows should get at least, where the caller splits rows among threads: softmax
+   overlaps each row's scale pass with the next row's exp pass on rows past L1 and within L2 (4 there, else 1). */
+ptrdiff_t fs_rows_per_call(int dtype, int mode, ptrdiff_t n);
 
 /* Columns: x is an (n, width) block whose rows are ld >= width elements apart; reduce over n for each column. y is
    laid out like x, or `width` contiguous values for logsumexp. ld > width lets threads take column ranges of one
