@@ -236,40 +236,70 @@ static void check_row(int f64, size_t n, const char *ctx)
     g_floor = 0;
 }
 
-/* Rows that the softmax kernel overlaps (fs_rows_per_call > 1: each row's exp pass scales the row before) must
-   carry the bits of the same rows computed one at a time, with special rows (+inf, nan, all -inf) among them and
-   with a temperature. Returns the number of rows that differ. */
-static long check_overlapped_rows(int f64)
+/* Rows in one call against the same rows one call each: the batched paths (softmax rows overlapping their passes
+   past L1, the log modes' groups of short rows) must give the bits of the row alone, with special rows (+inf, nan,
+   all -inf, peaked) among them and with a temperature. Returns the number of rows that differ. */
+static long check_batched(int f64, int mode, size_t rows, size_t n, const char *what)
 {
     int dtype = f64 ? FS_FLOAT64 : FS_FLOAT32;
-    size_t item = f64 ? 8 : 4, rows = 7, n = (f64 ? 12000 : 24000) + 13;   /* 96 KB rows; odd, for the tails */
-    if (fs_rows_per_call(dtype, FS_SOFTMAX, n) < 2) {
-        printf("  overlapped rows: not used for n=%zu on this machine (L2 below 768 KB)\n", n);
-        return 0;
-    }
-    char *x = malloc(rows * n * item), *y = malloc(rows * n * item), *one = malloc(n * item);
+    size_t item = f64 ? 8 : 4, out = mode == FS_LOGSUMEXP ? 1 : n;
+    char *x = malloc(rows * n * item), *y = malloc(rows * out * item), *one = malloc(out * item);
     for (size_t i = 0; i < rows * n; i++) {
         double v = 3 * nrand();
         if (i / n == 1 && i % n == n / 2) v = INFINITY;
         if (i / n == 3 && i % n == n - 1) v = NAN;
         if (i / n == 4) v = -INFINITY;
+        if (i / n == 5 && i % n == 0) v = 40;   /* a peaked row: its log sum is 1 + tiny */
         if (f64) ((double *)x)[i] = v; else ((float *)x)[i] = (float)v;
     }
     long bad = 0;
     double temps[] = {1.0, 0.7};
-    for (int t = 0; t < 2; t++) {
-        fs_rows(dtype, FS_SOFTMAX, x, y, rows, n, temps[t]);
+    for (int t = 0; t < (mode == FS_LOGSUMEXP ? 1 : 2); t++) {
+        fs_rows(dtype, mode, x, y, rows, n, temps[t]);
         for (size_t r = 0; r < rows; r++) {
-            fs_rows(dtype, FS_SOFTMAX, x + r * n * item, one, 1, n, temps[t]);
-            if (memcmp(y + r * n * item, one, n * item) != 0) {
+            fs_rows(dtype, mode, x + r * n * item, one, 1, n, temps[t]);
+            if (memcmp(y + r * out * item, one, out * item) != 0) {
                 bad++;
-                printf("  OVERLAPPED ROW differs: %s row %zu of %zux%zu, T=%g\n", f64 ? "f64" : "f32", r, rows, n,
-                       temps[t]);
+                printf("  %s: %s mode %d row %zu of %zux%zu, T=%g differs from the row alone\n", what,
+                       f64 ? "f64" : "f32", mode, r, rows, n, temps[t]);
             }
         }
     }
     free(x); free(y); free(one);
     return bad;
+}
+
+static long check_batched_rows(int f64)
+{
+    long bad = 0;
+    size_t n = (f64 ? 12000 : 24000) + 13;   /* 96 KB rows; odd, for the tails */
+    if (fs_rows_per_call(f64 ? FS_FLOAT64 : FS_FLOAT32, FS_SOFTMAX, n) < 2)
+        printf("  overlapped rows: not used for n=%zu on this machine (L2 below 768 KB)\n", n);
+    else
+        bad += check_batched(f64, FS_SOFTMAX, 7, n, "overlapped softmax rows");
+    size_t shorts[] = {1, 5, 8, 16, 17, 33, 64, 100, 128, 200, 256, 300};
+    for (size_t k = 0; k < sizeof shorts / sizeof *shorts; k++)
+        for (int mode = 0; mode < 3; mode++) bad += check_batched(f64, mode, 37, shorts[k], "short rows");
+    return bad;
+}
+
+/* fs_log_sum, the log of every sum (its vector form gives the same bits, check_batched): the largest error in
+   double ulps over sums near 1 (where log(sum) is the output of a peaked row) and up to 2^40, against log1pl. */
+static double check_log_sum(void)
+{
+    double worst = 0;
+    for (int i = 0; i < 200000; i++) {
+        double hi = i % 2 ? 1 + ldexp(urand(), -(i % 60)) : exp(40 * urand()) + 1;
+        double lo = ldexp(urand() - 0.5, -53) * hi, t = hi + lo;
+        lo -= t - hi;                                          /* normalised: |lo| <= ulp(hi) / 2 */
+        hi = t;
+        ld ref = log1pl(((ld)hi - 1) + (ld)lo);
+        int e;
+        frexpl(ref, &e);
+        double err = (double)(fabsl((ld)fs_log_sum((fs_dd){hi, lo}) - ref) / ldexpl(1, e - 53));
+        if (ref != 0 && err > worst) worst = err;
+    }
+    return worst;
 }
 
 static void gen_row(int f64, size_t n, double off, double sd)
@@ -493,10 +523,10 @@ int main(int argc, char **argv)
     g_ysf = malloc((MAXN + 8) * sizeof(float)); g_ysd = malloc((MAXN + 8) * sizeof(double));
     for (int f = 0; f < 2; f++) for (int k = 0; k < NK; k++) S[f][k].name = kname[k];
 
-    long overlap_bad = 0;
+    long batched_bad = 0;
     for (int f64 = 0; f64 < 2 && !bench_only; f64++) {
         char ctx[128];
-        overlap_bad += check_overlapped_rows(f64);
+        batched_bad += check_batched_rows(f64);
         /* random rows */
         size_t lens[] = {1, 1000, 152064, 1000000};
         double offs[] = {0, 0, 1e4, -1e4}, sds[] = {3, 30, 3, 30};
@@ -603,8 +633,12 @@ int main(int argc, char **argv)
             if (getenv("FS_VERBOSE")) printf("      worst: %s\n", st->worst);
         }
 
-    if (overlap_bad) {
-        printf("overlapped softmax rows: %ld differ from the rows alone  <-- FAIL\n", overlap_bad);
+    double log_ulp = bench_only ? 0 : check_log_sum();
+    printf("fs_log_sum: %.3f ulp at most%s\n", log_ulp, log_ulp > 1 ? "  <-- FAIL" : "");
+    if (log_ulp > 1) fail = 1;
+
+    if (batched_bad) {
+        printf("batched rows: %ld differ from the rows alone  <-- FAIL\n", batched_bad);
         fail = 1;
     }
 

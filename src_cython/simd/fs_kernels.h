@@ -70,7 +70,7 @@ fs_dd  fs_slice_stats(int dtype, const void *x, ptrdiff_t n, double temperature,
 double fs_merge_slices(const double *maxima, const fs_dd *sums, ptrdiff_t k, double temperature, fs_dd *sum_out);
 void   fs_slice_finish(int dtype, int mode, const void *x, void *y, ptrdiff_t n, double max, fs_dd sum,
                        double temperature);
-double fs_log_sum(fs_dd s);              /* log(s.hi + s.lo), accurate near 1 */
+double fs_log_sum(fs_dd s);              /* log(s.hi + s.lo) within 1 ulp, near 1 too (check_kernels.c) */
 
 /* ---- training-loop kernels ------------------------------------------------------------------------------------ */
 /* Backward of softmax (log = 0): out = y * (g - sum(g * y)); of log_softmax (log = 1): out = g - exp(y) * sum(g).
