@@ -37,9 +37,9 @@
  * 1. scalar helpers
  * ============================================================================================================== */
 /* Inlined into each path's kernels, so that they are compiled for its instruction set. Called out of line, as SSE
-   code, from an AVX-512 log_softmax kernel that held its rows in registers (tried, not kept), they made 128-float
-   rows 5x slower: Xeon family 6 model 207, where SSE instructions pay while the upper halves of the vector
-   registers are dirty. */
+   code, from a first AVX-512 log_softmax kernel that held its rows in registers, they made 128-float rows 5x
+   slower: Xeon family 6 model 207, where SSE instructions pay while the upper halves of the vector registers are
+   dirty. */
 #define FS_SCALAR static inline __attribute__((always_inline))
 FS_SCALAR fs_dd fs_two_sum(double a, double b)
 {

@@ -742,10 +742,9 @@ FS_INL void FN(log_rows_group_t)(int mode, const T *x, T *y, ptrdiff_t n, const 
         V negm = FN(splat)(-m[q]), e[U], d;
         FN(acc) acc = {{0}, {0}};
         VI count = (VI){0};
-        int k = 0;
 #pragma GCC unroll 16
-        for (; k < nv; k += k + U <= full ? U : 1) {   /* expsum_t's order: groups of U full vectors, then singly */
-            int g = k + U <= full ? U : 1;
+        for (int k = 0, g; k < nv; k += g) {   /* expsum_t's order: groups of U full vectors, then singly */
+            g = k + U <= full ? U : 1;
 #pragma GCC unroll 4
             for (int u = 0; u < g; u++) {
                 V e1 = FN(exp_core)(v[q][k + u], negm, it, eit, tempered, 1, &d);
