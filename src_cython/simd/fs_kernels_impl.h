@@ -626,11 +626,23 @@ FS_INL void FN(row_block_t)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_
     }
 }
 
+/* Softmax of rows of at most FS_REG_VECS vectors, held in registers: x is read once and y written once, where the
+   block path above stores the exp terms, then reads and rewrites them. nv, the row's vector count, is a constant in
+   each instance, so the arrays below are registers and the reductions trees. Measured on 12288 rows of 128, one
+   thread, Xeon family 6 model 207, ns per element in three alternating runs: float32 0.520-0.538 against
+   0.579-0.595 in blocks, float64 1.285-1.459 against 1.474-1.513. The log modes gained nothing this way (their
+   cost is the biased sum and the count), so they keep blocks. */
+#if FS_AVX512
+#define FS_REG_VECS 16                /* 32 vector registers */
+#else
+#define FS_REG_VECS 8
+#endif
 /* A short row into registers, v[0..nv), the last vector's `last` lanes filled with -inf; returns the row's max,
-   reduced as a tree. nv is a constant in every caller, so v stays in registers. */
+   reduced as a tree. nv (<= FS_REG_VECS, FS_LOG_MAX_NV's bound too) is a constant in every caller, so v stays in
+   registers. */
 FS_INL T FN(load_regs)(const T *x, V *v, int nv, ptrdiff_t last)
 {
-    V w[16];
+    V w[FS_REG_VECS];
 #pragma GCC unroll 16
     for (int k = 0; k < nv; k++)
         v[k] = k < nv - 1 || last == N ? FN(load)(x + k * N) : FN(load_part)(x + k * N, last, -(T)__builtin_inf());
@@ -643,17 +655,6 @@ FS_INL T FN(load_regs)(const T *x, V *v, int nv, ptrdiff_t last)
     return FN(hmax)(w[0]);
 }
 
-/* Softmax of rows of at most FS_REG_VECS vectors, held in registers: x is read once and y written once, where the
-   block path above stores the exp terms, then reads and rewrites them. nv, the row's vector count, is a constant in
-   each instance, so the arrays below are registers and the reductions trees. Measured on 12288 rows of 128, one
-   thread, Xeon family 6 model 207, ns per element in three alternating runs: float32 0.520-0.538 against
-   0.579-0.595 in blocks, float64 1.285-1.459 against 1.474-1.513. The log modes gained nothing this way (their
-   cost is the biased sum and the count), so they keep blocks. */
-#if FS_AVX512
-#define FS_REG_VECS 16                /* 32 vector registers */
-#else
-#define FS_REG_VECS 8
-#endif
 /* the one-row path, out of line: special values in a short row are rare, and inlining the whole path into every
    instance below tripled the kernels' code size */
 static FS_T __attribute__((noinline)) void FN(row_slow)(int mode, const T *x, T *y, ptrdiff_t n, const fs_temp *tp)
