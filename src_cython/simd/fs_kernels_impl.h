@@ -626,20 +626,36 @@ FS_INL void FN(row_block_t)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_
     }
 }
 
-/* Softmax of rows of at most FS_REG_VECS vectors, held in registers: x is read once and y written once, where the
-   block path above stores the exp terms, then reads and rewrites them. nv, the row's vector count, is a constant in
-   each instance, so the arrays below are registers and the reductions trees. Measured on 12288 rows of 128, one
-   thread, Xeon family 6 model 207, ns per element in three alternating runs: float32 0.520-0.538 against
-   0.579-0.595 in blocks, float64 1.285-1.459 against 1.474-1.513. The log modes gained nothing this way (their
-   cost is the biased sum and the count), so they keep blocks. */
+/* Short rows held in registers, R rows at a time: each row is read once into registers for its max, its sum and its
+   output, where the blocks above store the exp terms, then read and rewrite them. R independent rows fill the chain
+   of reductions a row alone waits on (max, sum, then the division or the log, ~60 ns at 128 floats, about its
+   arithmetic's time), which the next row's work could not hide; the log modes' R logs are one vector log_dd. nv,
+   the row's vector count, and R are constants in each instance, so the arrays below are registers and the
+   reductions trees. The same sums in expsum_t's order, the same reciprocal and the same log make the same bits as
+   the one-row path.
+   Measured on Xeon family 6 model 207, one thread, ns per element, best of 5-7 alternating runs:
+   - softmax, rows alone in registers against blocks: float32 rows of 128 0.520-0.538 against 0.579-0.595, float64
+     1.285-1.459 against 1.474-1.513. In groups against alone: float32 rows of 16 0.89 against 1.28, 32 0.61 against
+     0.86, 64 0.50 against 0.64, 128 0.49-0.51 against 0.55-0.56 (256: one row a group in both, 0.46-0.49);
+     float64 rows of 64 1.80-1.90 against 1.90-2.02 (rows of 8, 8 to a group, 7.6-8.0 against 7.1-7.6: their
+     cost is acc_total's chain of 8 dd additions); AVX2 float32 rows of 8 1.65 against 2.20, 32 0.96 against 1.11.
+   - float32 log_softmax in groups against blocks with libm's log1p: rows of 17 1.63 against 2.07, 64 0.76 against
+     0.82, 128 0.68 against 0.73, 256 0.59 against 0.70, float64 rows of 128 1.70 against 1.87; rows of 1000 (blocks
+     in both) 0.65 against 0.66.
+   - On the 16-register paths the exp's constants, the sums and the count leave room for few row vectors: there the
+     log groups take rows of up to 2 vectors, 3 or 4 at a time (AVX2, rows of 8 floats 2.15 against 3.66; rows of 24
+     in twos 1.61 against 1.35, of 64 alone 1.28 against 0.97, spilling). */
 #if FS_AVX512
 #define FS_REG_VECS 16                /* 32 vector registers */
+#define FS_LOG_REG_VECS 16
+#define FS_LOG_MAX_NV 16
 #else
 #define FS_REG_VECS 8
+#define FS_LOG_REG_VECS 6
+#define FS_LOG_MAX_NV 2
 #endif
 /* A short row into registers, v[0..nv), the last vector's `last` lanes filled with -inf; returns the row's max,
-   reduced as a tree. nv (<= FS_REG_VECS, FS_LOG_MAX_NV's bound too) is a constant in every caller, so v stays in
-   registers. */
+   reduced as a tree. nv (<= FS_REG_VECS) is a constant in every caller, so v stays in registers. */
 FS_INL T FN(load_regs)(const T *x, V *v, int nv, ptrdiff_t last)
 {
     V w[FS_REG_VECS];
@@ -648,10 +664,11 @@ FS_INL T FN(load_regs)(const T *x, V *v, int nv, ptrdiff_t last)
         v[k] = k < nv - 1 || last == N ? FN(load)(x + k * N) : FN(load_part)(x + k * N, last, -(T)__builtin_inf());
 #pragma GCC unroll 16
     for (int k = 0; k < nv; k++) w[k] = v[k];
-#pragma GCC unroll 16
-    for (int s = 1; s < nv; s *= 2)
-#pragma GCC unroll 16
-        for (int k = 0; k + s < nv; k += 2 * s) w[k] = VMAX(w[k + s], w[k]);
+    /* the tree's levels written out: GCC leaves a loop of doubling steps rolled, with v in memory */
+#define FS_MAX_LEVEL(s) \
+    _Pragma("GCC unroll 16") for (int k = 0; k + (s) < nv; k += 2 * (s)) w[k] = VMAX(w[k + (s)], w[k]);
+    FS_MAX_LEVEL(1) FS_MAX_LEVEL(2) FS_MAX_LEVEL(4) FS_MAX_LEVEL(8)   /* nv <= 16 */
+#undef FS_MAX_LEVEL
     return FN(hmax)(w[0]);
 }
 
@@ -661,77 +678,24 @@ static FS_T __attribute__((noinline)) void FN(row_slow)(int mode, const T *x, T 
 {
     if (tp) FN(row_t)(mode, x, y, n, tp, 1, 0, NULL); else FN(row_t)(mode, x, y, n, NULL, 0, 0, NULL);
 }
-FS_INL void FN(softmax_row_reg_t)(const T *x, T *y, ptrdiff_t n, const fs_temp *tp, int tempered, int nv)
+
+/* a short row's vector's term of the sum: softmax's exp terms are already in v (they replace x, their output is
+   them scaled); the log modes keep x (their output is x - m - log(sum)) and add the biased terms without the entries
+   at the max */
+FS_INL V FN(group_term)(int mode, V v, V negm, V it, V eit, int tempered, VI *count)
 {
-    V v[FS_REG_VECS], d;
-    ptrdiff_t last = n - (ptrdiff_t)(nv - 1) * N;    /* lanes of the last vector, 1..N */
-    T m = FN(load_regs)(x, v, nv, last);
-    if (!(m - m == 0)) { FN(row_slow)(FS_SOFTMAX, x, y, n, tp); return; }   /* +inf, or all -inf / nan */
-    V negm = FN(splat)(-m), it, eit;
-    FN(temp)(tp, &it, &eit);
-#pragma GCC unroll 16
-    for (int k = 0; k < nv; k++) v[k] = FN(exp_core)(v[k], negm, it, eit, tempered, 0, &d);
-    FN(acc) acc = {{0}, {0}};
-    /* expsum_t's order (groups of U full vectors, then one by one), so that every path writes the same bits */
-    int k = 0;
-#pragma GCC unroll 16
-    for (; k + U <= nv - 1; k += U) FN(acc_add_group)(&acc, v + k);
-    if (k + U == nv && last == N) {
-        FN(acc_add_group)(&acc, v + k);
-    } else {
-#pragma GCC unroll 16
-        for (int j = k; j < nv; j++) FN(acc_add)(&acc, v[j]);
-    }
-    fs_dd s = FN(acc_total)(acc, 1.0);
-    if (s.hi != s.hi) { FN(row_slow)(FS_SOFTMAX, x, y, n, tp); return; }
-    FN(inv) inv = FN(make_inv)(s);
-#pragma GCC unroll 16
-    for (int k = 0; k < nv - 1; k++) FN(store)(y + k * N, FN(mul_inv)(v[k], inv));
-    if (last == N) FN(store)(y + (nv - 1) * N, FN(mul_inv)(v[nv - 1], inv));
-    else FN(store_part)(y + (nv - 1) * N, FN(mul_inv)(v[nv - 1], inv), last);
+    if (mode == FS_SOFTMAX) return v;
+    V d, e = FN(exp_core)(v, negm, it, eit, tempered, 1, &d);
+    return FN(drop_at_max)(e, d, count);
 }
 
-/* every row of 1 <= n <= FS_REG_VECS * N through softmax_row_reg_t, with the vector count made a constant */
-FS_INL void FN(softmax_rows_reg_t)(const T *x, T *y, ptrdiff_t rows, ptrdiff_t n, const fs_temp *tp, int tempered)
+FS_INL void FN(rows_group_t)(int mode, const T *x, T *y, ptrdiff_t n, const fs_temp *tp, int tempered, int nv, int R)
 {
-    switch ((int)((n + N - 1) / N)) {
-#define FS_REG_CASE(K) \
-    case K: for (ptrdiff_t r = 0; r < rows; r++) FN(softmax_row_reg_t)(x + r * n, y + r * n, n, tp, tempered, K); break;
-    FS_REG_CASE(1) FS_REG_CASE(2) FS_REG_CASE(3) FS_REG_CASE(4) FS_REG_CASE(5) FS_REG_CASE(6) FS_REG_CASE(7)
-    FS_REG_CASE(8)
-#if FS_REG_VECS > 8
-    FS_REG_CASE(9) FS_REG_CASE(10) FS_REG_CASE(11) FS_REG_CASE(12) FS_REG_CASE(13) FS_REG_CASE(14) FS_REG_CASE(15)
-    FS_REG_CASE(16)
-#endif
-#undef FS_REG_CASE
-    }
-}
-
-/* The log modes on rows of at most FS_LOG_MAX_NV vectors, R rows at a time (R * nv <= FS_LOG_REG_VECS, R <= ND):
-   each row is read once into registers for its max, its sum and its output, and the R logs are one vector log_dd.
-   A row alone waits on a chain of reductions and the log (~60 ns at 128 floats, about its arithmetic's time) that
-   the next row's work could not hide; R independent rows fill it. Measured on Xeon family 6 model 207, one thread,
-   float32 log_softmax, ns per element, best of 7 alternating runs against the blocks above with libm's log1p:
-   rows of 17 1.63 against 2.07, 64 0.76 against 0.82, 128 0.68 against 0.73, 256 0.59 against 0.70, float64 rows of
-   128 1.70 against 1.87; rows of 1000 (blocks in both) 0.65 against 0.66. On the 16-register paths the exp's
-   constants and the sums leave room for few row vectors: there groups take rows of up to 2 vectors, 3 or 4 at a
-   time (AVX2, rows of 8 floats 2.15 against 3.66; rows of 24 in twos 1.61 against 1.35, of 64 alone 1.28 against
-   0.97, spilling). The same sums in expsum_t's order and the same log make the same bits as the one-row path. */
-#if FS_AVX512
-#define FS_LOG_REG_VECS 16
-#define FS_LOG_MAX_NV 16
-#else
-#define FS_LOG_REG_VECS 6
-#define FS_LOG_MAX_NV 2
-#endif
-FS_INL void FN(log_rows_group_t)(int mode, const T *x, T *y, ptrdiff_t n, const fs_temp *tp, int tempered, int nv,
-                                 int R)
-{
-    V v[ND][FS_LOG_MAX_NV], it, eit;
+    V v[ND][FS_REG_VECS], it, eit;   /* softmax replaces each row's x by its exp terms */
     T m[ND];
-    VD shi = (VD){0} + 1.0, slo = (VD){0};   /* unused lanes: log 1 */
+    VD shi = (VD){0} + 1.0, slo = (VD){0};   /* the sums; unused lanes: log 1 */
     ptrdiff_t last = n - (ptrdiff_t)(nv - 1) * N, out = mode == FS_LOGSUMEXP ? 1 : n;
-    int special = 0, full = last == N ? nv : nv - 1;
+    int special = 0;
     FN(temp)(tp, &it, &eit);
 #pragma GCC unroll 8
     for (int q = 0; q < R; q++) {
@@ -743,17 +707,28 @@ FS_INL void FN(log_rows_group_t)(int mode, const T *x, T *y, ptrdiff_t n, const 
         V negm = FN(splat)(-m[q]), e[U], d;
         FN(acc) acc = {{0}, {0}};
         VI count = (VI){0};
+        if (mode == FS_SOFTMAX)   /* all the exps first: at 16 vectors, fewer registers live at once */
 #pragma GCC unroll 16
-        for (int k = 0, g; k < nv; k += g) {   /* expsum_t's order: groups of U full vectors, then singly */
-            g = k + U <= full ? U : 1;
+            for (int k = 0; k < nv; k++) v[q][k] = FN(exp_core)(v[q][k], negm, it, eit, tempered, 0, &d);
+        /* expsum_t's order: groups of U full vectors, then singly. The indices are constants (nv is), so that v
+           stays in registers. */
+        int k = 0;
+#pragma GCC unroll 16
+        for (; k + U <= nv - 1; k += U) {
 #pragma GCC unroll 4
-            for (int u = 0; u < g; u++) {
-                V e1 = FN(exp_core)(v[q][k + u], negm, it, eit, tempered, 1, &d);
-                e[u] = FN(drop_at_max)(e1, d, &count);
-            }
-            if (g == U) FN(acc_add_group)(&acc, e); else FN(acc_add)(&acc, e[0]);
+            for (int u = 0; u < U; u++) e[u] = FN(group_term)(mode, v[q][k + u], negm, it, eit, tempered, &count);
+            FN(acc_add_group)(&acc, e);
         }
-        fs_dd t = FN(count_total)(acc, count);
+        if (k + U == nv && last == N) {
+#pragma GCC unroll 4
+            for (int u = 0; u < U; u++) e[u] = FN(group_term)(mode, v[q][k + u], negm, it, eit, tempered, &count);
+            FN(acc_add_group)(&acc, e);
+        } else {
+#pragma GCC unroll 16
+            for (int j = k; j < nv; j++)
+                FN(acc_add)(&acc, FN(group_term)(mode, v[q][j], negm, it, eit, tempered, &count));
+        }
+        fs_dd t = mode == FS_SOFTMAX ? FN(acc_total)(acc, 1.0) : FN(count_total)(acc, count);
         special |= t.hi != t.hi;
         shi[q] = t.hi;
         slo[q] = t.lo;
@@ -762,7 +737,7 @@ FS_INL void FN(log_rows_group_t)(int mode, const T *x, T *y, ptrdiff_t n, const 
         for (int q = 0; q < R; q++) FN(row_slow)(mode, x + q * n, y + q * out, n, tp);
         return;
     }
-    VD L = FN(log_dd)(shi, slo);
+    VD L = mode == FS_SOFTMAX ? shi : FN(log_dd)(shi, slo);
 #pragma GCC unroll 8
     for (int q = 0; q < R; q++) {
         T *yq = y + q * out;
@@ -770,34 +745,59 @@ FS_INL void FN(log_rows_group_t)(int mode, const T *x, T *y, ptrdiff_t n, const 
             *yq = (T)((double)m[q] + L[q]);
             continue;
         }
-        V vm = FN(splat)(m[q]), vl = FN(splat)((T)L[q]);
+        V w[FS_REG_VECS];
+        if (mode == FS_SOFTMAX) {
+            FN(inv) inv = FN(make_inv)((fs_dd){shi[q], slo[q]});
 #pragma GCC unroll 16
-        for (int k = 0; k < full; k++) FN(store)(yq + k * N, FN(log_out)(v[q][k], vm, vl, it, eit, tempered));
-        if (full < nv) FN(store_part)(yq + full * N, FN(log_out)(v[q][full], vm, vl, it, eit, tempered), last);
+            for (int k = 0; k < nv; k++) w[k] = FN(mul_inv)(v[q][k], inv);
+        } else {
+            V vm = FN(splat)(m[q]), vl = FN(splat)((T)L[q]);
+#pragma GCC unroll 16
+            for (int k = 0; k < nv; k++) w[k] = FN(log_out)(v[q][k], vm, vl, it, eit, tempered);
+        }
+#pragma GCC unroll 16
+        for (int k = 0; k < nv - 1; k++) FN(store)(yq + k * N, w[k]);
+        if (last == N) FN(store)(yq + (nv - 1) * N, w[nv - 1]);
+        else FN(store_part)(yq + (nv - 1) * N, w[nv - 1], last);
     }
 }
 
-/* every row of 1 <= n <= FS_LOG_MAX_NV * N through log_rows_group_t, the vector count and the group size constants */
-static FS_T __attribute__((noinline)) void FN(log_rows_reg_t)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_t n,
-                                                             const fs_temp *tp, int tempered)
+/* every row of 1 <= n <= max_nv * N through rows_group_t in groups of R rows, R * nv <= budget and R <= ND, with
+   mode, the vector count and R constants (a mode chosen at run time inside the groups cost the log modes' rows of 16
+   floats 10%) */
+FS_INL void FN(rows_reg_t)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_t n, const fs_temp *tp, int tempered,
+                           int budget, int max_nv)
 {
     ptrdiff_t r = 0, out = mode == FS_LOGSUMEXP ? 1 : n;
     switch ((int)((n + N - 1) / N)) {
-#define FS_GROUP(K) (FS_LOG_REG_VECS / (K) < ND ? FS_LOG_REG_VECS / (K) : ND)
+#define FS_GROUP(K) (budget / (K) < ND ? budget / (K) : ND)
 #define FS_REG_CASE(K) \
     case K: \
+        if ((K) > max_nv) break; \
         for (; r + FS_GROUP(K) <= rows; r += FS_GROUP(K)) \
-            FN(log_rows_group_t)(mode, x + r * n, y + r * out, n, tp, tempered, K, FS_GROUP(K)); \
-        for (; r < rows; r++) FN(log_rows_group_t)(mode, x + r * n, y + r * out, n, tp, tempered, K, 1); \
+            FN(rows_group_t)(mode, x + r * n, y + r * out, n, tp, tempered, K, FS_GROUP(K)); \
+        for (; r < rows; r++) FN(rows_group_t)(mode, x + r * n, y + r * out, n, tp, tempered, K, 1); \
         break;
-    FS_REG_CASE(1) FS_REG_CASE(2)
-#if FS_LOG_MAX_NV > 2
-    FS_REG_CASE(3) FS_REG_CASE(4) FS_REG_CASE(5) FS_REG_CASE(6) FS_REG_CASE(7) FS_REG_CASE(8) FS_REG_CASE(9)
-    FS_REG_CASE(10) FS_REG_CASE(11) FS_REG_CASE(12) FS_REG_CASE(13) FS_REG_CASE(14) FS_REG_CASE(15) FS_REG_CASE(16)
+    FS_REG_CASE(1) FS_REG_CASE(2) FS_REG_CASE(3) FS_REG_CASE(4) FS_REG_CASE(5) FS_REG_CASE(6) FS_REG_CASE(7)
+    FS_REG_CASE(8)
+#if FS_REG_VECS > 8
+    FS_REG_CASE(9) FS_REG_CASE(10) FS_REG_CASE(11) FS_REG_CASE(12) FS_REG_CASE(13) FS_REG_CASE(14) FS_REG_CASE(15)
+    FS_REG_CASE(16)
 #endif
 #undef FS_REG_CASE
 #undef FS_GROUP
     }
+}
+/* The rows each mode holds in registers: softmax up to FS_REG_VECS vectors; log_softmax up to FS_LOG_MAX_NV;
+   logsumexp only where groups have 4 rows or more (else the blocks were faster) */
+#define FS_LSE_MAX_NV (FS_LOG_REG_VECS / 4)
+static FS_T __attribute__((noinline)) void FN(log_rows_reg)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_t n,
+                                                           const fs_temp *tp, int tempered)
+{
+    if (mode == FS_LOGSUMEXP)
+        FN(rows_reg_t)(FS_LOGSUMEXP, x, y, rows, n, tp, tempered, FS_LOG_REG_VECS, FS_LSE_MAX_NV);
+    else
+        FN(rows_reg_t)(FS_LOG_SOFTMAX, x, y, rows, n, tp, tempered, FS_LOG_REG_VECS, FS_LOG_MAX_NV);
 }
 
 /* Softmax of rows too long for L1 but short enough that three of them stay in L2 (fs_rows_per_call): row r's exp
@@ -839,15 +839,11 @@ FS_INL void FN(rows_t)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_t n, 
         return;
     }
     if (mode == FS_SOFTMAX && n >= 1 && n <= FS_REG_VECS * N) {
-        FN(softmax_rows_reg_t)(x, y, rows, n, tp, tempered);
+        FN(rows_reg_t)(FS_SOFTMAX, x, y, rows, n, tp, tempered, FS_REG_VECS, FS_REG_VECS);
         return;
     }
-    if (mode == FS_LOG_SOFTMAX && n >= 1 && n <= FS_LOG_MAX_NV * N) {
-        FN(log_rows_reg_t)(FS_LOG_SOFTMAX, x, y, rows, n, tp, tempered);
-        return;
-    }
-    if (mode == FS_LOGSUMEXP && n >= 1 && n <= FS_LOG_REG_VECS / 4 * N) {   /* groups of 4 or more, else blocks */
-        FN(log_rows_reg_t)(FS_LOGSUMEXP, x, y, rows, n, tp, tempered);
+    if (mode != FS_SOFTMAX && n >= 1 && n <= (mode == FS_LOGSUMEXP ? FS_LSE_MAX_NV : FS_LOG_MAX_NV) * N) {
+        FN(log_rows_reg)(mode, x, y, rows, n, tp, tempered);
         return;
     }
     ptrdiff_t out = mode == FS_LOGSUMEXP ? 1 : n, r = 0;
@@ -1264,6 +1260,7 @@ static const fs_ops FN(ops) = {
 #undef FS_REG_VECS
 #undef FS_LOG_REG_VECS
 #undef FS_LOG_MAX_NV
+#undef FS_LSE_MAX_NV
 #undef FS_SWAP
 #undef FS_F64
 #undef FS_PS
