@@ -789,7 +789,7 @@ FS_INL void FN(rows_reg_t)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_t
     }
 }
 /* The rows each mode holds in registers: softmax up to FS_REG_VECS vectors; log_softmax up to FS_LOG_MAX_NV;
-   logsumexp only where groups have 4 rows or more (else the blocks were faster) */
+   logsumexp only where the budget leaves room for 4 rows a group (else the blocks were faster) */
 #define FS_LSE_MAX_NV (FS_LOG_REG_VECS / 4)
 static FS_T __attribute__((noinline)) void FN(log_rows_reg)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_t n,
                                                            const fs_temp *tp, int tempered)
