@@ -336,11 +336,30 @@ FS_INL void FN(acc_add)(FN(acc) *a, VD v)
     a->s = t;
 }
 FS_INL void FN(acc_add_group)(FN(acc) *a, const V *e) { FN(acc_add)(a, (e[0] + e[1]) + (e[2] + e[3])); }
+/* The lanes' pairs added as a tree, one TwoSum a level (each lane ends with the whole sum): three levels of latency
+   where the dd additions lane after lane were a chain of eight, longer than a short row's arithmetic. Measured on
+   Xeon family 6 model 207, one thread, softmax ns per element: rows of 8 7.9 -> 2.7, 16 3.6 -> 1.8, 128 1.30 -> 1.02,
+   1000 1.26 -> 1.22; log_softmax and logsumexp rows of 128 1.83 -> 1.44, 1.68 -> 1.33. */
+FS_INL void FN(dd_level)(VD *s, VD *c, VD s2, VD c2)
+{
+    VD t = *s + s2, bv = t - *s, av = t - bv;
+    *c = (*c + c2) + ((*s - av) + (s2 - bv));
+    *s = t;
+}
 FS_INL fs_dd FN(acc_total)(FN(acc) a, double scale)
 {
-    fs_dd r = {0.0, 0.0};
-    for (int j = 0; j < ND; j++) r = fs_dd_add1(r, a.s[j] * scale, a.c[j] * scale);
-    return r;
+    VD s = a.s * scale, c = a.c * scale;
+#if ND == 8
+    FN(dd_level)(&s, &c, FS_SWAP(s, VLD, FS_X8_4), FS_SWAP(c, VLD, FS_X8_4));
+    FN(dd_level)(&s, &c, FS_SWAP(s, VLD, FS_X8_2), FS_SWAP(c, VLD, FS_X8_2));
+    FN(dd_level)(&s, &c, FS_SWAP(s, VLD, FS_X8_1), FS_SWAP(c, VLD, FS_X8_1));
+#elif ND == 4
+    FN(dd_level)(&s, &c, FS_SWAP(s, VLD, FS_X4_2), FS_SWAP(c, VLD, FS_X4_2));
+    FN(dd_level)(&s, &c, FS_SWAP(s, VLD, FS_X4_1), FS_SWAP(c, VLD, FS_X4_1));
+#else
+    FN(dd_level)(&s, &c, FS_SWAP(s, VLD, FS_X2_1), FS_SWAP(c, VLD, FS_X2_1));
+#endif
+    return fs_fast_two_sum(s[0], c[0]);   /* |c| <= |s|: the corrections of a sum of non-negative terms */
 }
 #else
 /* float terms widened to double lanes: n * 2^-53 relative error, nothing to compensate */
