@@ -142,7 +142,7 @@ static const fs_temp *fs_temp_of(double temperature, fs_temp *buf)
    the 48 KB L1 of Zen 5 and of recent Intel cores), and at most an eighth of L2, so that the three rows in flight
    (x and y of this row, y of the last) stay there with room to spare: at a fifth of a 2 MB L2 it was 1% slower,
    at a quarter 6%. The L2 size is read by fs_init; until then, and where the system does not say, 1 MB (Zen 4 and
-   Zen 5). */
+   Zen 5). expsum_overlap_t prefetches the next row of y only up to the same size. */
 #define FS_OVERLAP_MIN_BYTES ((ptrdiff_t)64 << 10)
 #define FS_OVERLAP_ROWS 4
 static ptrdiff_t g_overlap_max_bytes = ((ptrdiff_t)1 << 20) / 8;
