@@ -660,8 +660,9 @@ FS_INL void FN(row_block_t)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_
    - softmax, rows alone in registers against blocks: float32 rows of 128 0.520-0.538 against 0.579-0.595, float64
      1.285-1.459 against 1.474-1.513. In groups against alone: float32 rows of 16 0.89 against 1.28, 32 0.61 against
      0.86, 64 0.50 against 0.64, 128 0.49-0.51 against 0.55-0.56 (256: one row a group in both, 0.46-0.49);
-     float64 rows of 64 1.80-1.90 against 1.90-2.02 (rows of 8, 8 to a group, 7.6-8.0 against 7.1-7.6: their
-     cost is acc_total's chain of 8 dd additions); AVX2 float32 rows of 8 1.65 against 2.20, 32 0.96 against 1.11.
+     float64 rows of 64 1.80-1.90 against 1.90-2.02 (rows of 8, 8 to a group, 7.6-8.0 against 7.1-7.6 while
+     acc_total was a chain of 8 dd additions; with its tree, 2.7 in groups); AVX2 float32 rows of 8 1.65 against
+     2.20, 32 0.96 against 1.11.
    - float32 log_softmax in groups against blocks with libm's log1p: rows of 17 1.63 against 2.07, 64 0.76 against
      0.82, 128 0.68 against 0.73, 256 0.59 against 0.70, float64 rows of 128 1.70 against 1.87; rows of 1000 (blocks
      in both) 0.65 against 0.66.
