@@ -668,7 +668,14 @@ FS_INL void FN(row_block_t)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_
      in both) 0.65 against 0.66.
    - On the 16-register paths the exp's constants, the sums and the count leave room for few row vectors: there the
      log groups take rows of up to 2 vectors, 3 or 4 at a time (AVX2, rows of 8 floats 2.15 against 3.66; rows of 24
-     in twos 1.61 against 1.35, of 64 alone 1.28 against 0.97, spilling). */
+     in twos 1.61 against 1.35, of 64 alone 1.28 against 0.97, spilling).
+   - logsumexp keeps nothing for an output: its rows of more than FS_LSE_REG_NV vectors go through registers one at
+     a time, ND rows a group and one log_dd (32-register paths; before, they went through the blocks): float32 rows
+     of 80 0.69 -> 0.63, 128 0.63 -> 0.57, 256 0.55 -> 0.47; float64 rows of 48 1.83 -> 1.35, 128 1.32 -> 1.02.
+     Rows of up to FS_LSE_REG_NV stay held, FS_LOG_REG_VECS / nv at a time in unrolled code (one at a time: float32
+     rows of 32 0.82 -> 0.98). Not kept: log_softmax the same way, reading x again for its output (float32 rows of
+     128 0.70 -> 0.73, of 256 0.64 -> 0.72, also with all maxima first), and AVX2 (rows of 64 floats 5% slower, of
+     32 doubles 7% faster). */
 #if FS_AVX512
 #define FS_REG_VECS 16                /* 32 vector registers */
 #define FS_LOG_REG_VECS 16
@@ -677,6 +684,12 @@ FS_INL void FN(row_block_t)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_
 #define FS_REG_VECS 8
 #define FS_LOG_REG_VECS 6
 #define FS_LOG_MAX_NV 2
+#endif
+#define FS_LSE_REG_NV (FS_LOG_REG_VECS / 4)
+#if FS_AVX512
+#define FS_LSE_MAX_NV FS_REG_VECS
+#else
+#define FS_LSE_MAX_NV FS_LSE_REG_NV
 #endif
 /* A short row into registers, v[0..nv), the last vector's `last` lanes filled with -inf; returns the row's max,
    reduced as a tree. nv (<= FS_REG_VECS) is a constant in every caller, so v stays in registers. */
@@ -713,6 +726,35 @@ FS_INL V FN(group_term)(int mode, V v, V negm, V it, V eit, int tempered, VI *co
     return FN(drop_at_max)(e, d, count);
 }
 
+/* the sum of a short row's terms, v its nv vectors in registers (softmax: replaced by the exp terms) */
+FS_INL fs_dd FN(regs_sum)(int mode, V *v, int nv, ptrdiff_t last, T m, V it, V eit, int tempered)
+{
+    V negm = FN(splat)(-m), e[U], d;
+    FN(acc) acc = {{0}, {0}};
+    VI count = (VI){0};
+    if (mode == FS_SOFTMAX)   /* all the exps first: at 16 vectors, fewer registers live at once */
+#pragma GCC unroll 16
+        for (int k = 0; k < nv; k++) v[k] = FN(exp_core)(v[k], negm, it, eit, tempered, 0, &d);
+    /* expsum_t's order: groups of U full vectors, then singly. The indices are constants (nv is), so that v stays
+       in registers. */
+    int k = 0;
+#pragma GCC unroll 16
+    for (; k + U <= nv - 1; k += U) {
+#pragma GCC unroll 4
+        for (int u = 0; u < U; u++) e[u] = FN(group_term)(mode, v[k + u], negm, it, eit, tempered, &count);
+        FN(acc_add_group)(&acc, e);
+    }
+    if (k + U == nv && last == N) {
+#pragma GCC unroll 4
+        for (int u = 0; u < U; u++) e[u] = FN(group_term)(mode, v[k + u], negm, it, eit, tempered, &count);
+        FN(acc_add_group)(&acc, e);
+    } else {
+#pragma GCC unroll 16
+        for (int j = k; j < nv; j++) FN(acc_add)(&acc, FN(group_term)(mode, v[j], negm, it, eit, tempered, &count));
+    }
+    return mode == FS_SOFTMAX ? FN(acc_total)(acc, 1.0) : FN(count_total)(acc, count);
+}
+
 FS_INL void FN(rows_group_t)(int mode, const T *x, T *y, ptrdiff_t n, const fs_temp *tp, int tempered, int nv, int R)
 {
     V v[ND][FS_REG_VECS], it, eit;   /* softmax replaces each row's x by its exp terms */
@@ -721,54 +763,50 @@ FS_INL void FN(rows_group_t)(int mode, const T *x, T *y, ptrdiff_t n, const fs_t
     ptrdiff_t last = n - (ptrdiff_t)(nv - 1) * N, out = mode == FS_LOGSUMEXP ? 1 : n;
     int special = 0;
     FN(temp)(tp, &it, &eit);
-#pragma GCC unroll 8
-    for (int q = 0; q < R; q++) {
-        m[q] = FN(load_regs)(x + q * n, v[q], nv, last);
-        special |= !(m[q] - m[q] == 0);
-    }
-#pragma GCC unroll 8
-    for (int q = 0; q < R && !special; q++) {
-        V negm = FN(splat)(-m[q]), e[U], d;
-        FN(acc) acc = {{0}, {0}};
-        VI count = (VI){0};
-        if (mode == FS_SOFTMAX)   /* all the exps first: at 16 vectors, fewer registers live at once */
-#pragma GCC unroll 16
-            for (int k = 0; k < nv; k++) v[q][k] = FN(exp_core)(v[q][k], negm, it, eit, tempered, 0, &d);
-        /* expsum_t's order: groups of U full vectors, then singly. The indices are constants (nv is), so that v
-           stays in registers. */
-        int k = 0;
-#pragma GCC unroll 16
-        for (; k + U <= nv - 1; k += U) {
-#pragma GCC unroll 4
-            for (int u = 0; u < U; u++) e[u] = FN(group_term)(mode, v[q][k + u], negm, it, eit, tempered, &count);
-            FN(acc_add_group)(&acc, e);
+    if (mode == FS_LOGSUMEXP && nv > FS_LSE_REG_NV) {   /* one row in registers at a time, see above */
+        double sh[ND], sl[ND];
+#pragma GCC unroll 1
+        for (int q = 0; q < R; q++) {
+            V w[FS_REG_VECS];
+            m[q] = FN(load_regs)(x + q * n, w, nv, last);
+            if (!(m[q] - m[q] == 0)) { special = 1; break; }
+            fs_dd t = FN(regs_sum)(mode, w, nv, last, m[q], it, eit, tempered);
+            if (t.hi != t.hi) { special = 1; break; }
+            sh[q] = t.hi;
+            sl[q] = t.lo;
         }
-        if (k + U == nv && last == N) {
-#pragma GCC unroll 4
-            for (int u = 0; u < U; u++) e[u] = FN(group_term)(mode, v[q][k + u], negm, it, eit, tempered, &count);
-            FN(acc_add_group)(&acc, e);
-        } else {
-#pragma GCC unroll 16
-            for (int j = k; j < nv; j++)
-                FN(acc_add)(&acc, FN(group_term)(mode, v[q][j], negm, it, eit, tempered, &count));
+#pragma GCC unroll 8
+        for (int q = 0; q < R && !special; q++) {
+            shi[q] = sh[q];
+            slo[q] = sl[q];
         }
-        fs_dd t = mode == FS_SOFTMAX ? FN(acc_total)(acc, 1.0) : FN(count_total)(acc, count);
-        special |= t.hi != t.hi;
-        shi[q] = t.hi;
-        slo[q] = t.lo;
+    } else {
+#pragma GCC unroll 8
+        for (int q = 0; q < R; q++) {
+            m[q] = FN(load_regs)(x + q * n, v[q], nv, last);
+            special |= !(m[q] - m[q] == 0);
+        }
+#pragma GCC unroll 8
+        for (int q = 0; q < R && !special; q++) {
+            fs_dd t = FN(regs_sum)(mode, v[q], nv, last, m[q], it, eit, tempered);
+            special |= t.hi != t.hi;
+            shi[q] = t.hi;
+            slo[q] = t.lo;
+        }
     }
     if (special) {   /* scipy's special values: the one-row path, row by row */
         for (int q = 0; q < R; q++) FN(row_slow)(mode, x + q * n, y + q * out, n, tp);
         return;
     }
     VD L = mode == FS_SOFTMAX ? shi : FN(log_dd)(shi, slo);
+    if (mode == FS_LOGSUMEXP) {
+#pragma GCC unroll 8
+        for (int q = 0; q < R; q++) y[q] = (T)((double)m[q] + L[q]);
+        return;
+    }
 #pragma GCC unroll 8
     for (int q = 0; q < R; q++) {
         T *yq = y + q * out;
-        if (mode == FS_LOGSUMEXP) {
-            *yq = (T)((double)m[q] + L[q]);
-            continue;
-        }
         V w[FS_REG_VECS];
         if (mode == FS_SOFTMAX) {
             FN(inv) inv = FN(make_inv)((fs_dd){shi[q], slo[q]});
@@ -794,7 +832,7 @@ FS_INL void FN(rows_reg_t)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_t
 {
     ptrdiff_t r = 0, out = mode == FS_LOGSUMEXP ? 1 : n;
     switch ((int)((n + N - 1) / N)) {
-#define FS_GROUP(K) (budget / (K) < ND ? budget / (K) : ND)
+#define FS_GROUP(K) (mode == FS_LOGSUMEXP && (K) > FS_LSE_REG_NV ? ND : budget / (K) < ND ? budget / (K) : ND)
 #define FS_REG_CASE(K) \
     case K: \
         if ((K) > max_nv) break; \
@@ -813,8 +851,7 @@ FS_INL void FN(rows_reg_t)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_t
     }
 }
 /* The rows each mode holds in registers: softmax up to FS_REG_VECS vectors; log_softmax up to FS_LOG_MAX_NV;
-   logsumexp only where the budget leaves room for 4 rows a group (else the blocks were faster) */
-#define FS_LSE_MAX_NV (FS_LOG_REG_VECS / 4)
+   logsumexp up to FS_LSE_MAX_NV, those of more than FS_LSE_REG_NV one at a time (else the blocks were faster) */
 static FS_T __attribute__((noinline)) void FN(log_rows_reg)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_t n,
                                                            const fs_temp *tp, int tempered)
 {
@@ -1312,6 +1349,7 @@ static const fs_ops FN(ops) = {
 #undef FS_LOG_REG_VECS
 #undef FS_LOG_MAX_NV
 #undef FS_LSE_MAX_NV
+#undef FS_LSE_REG_NV
 #undef FS_SWAP
 #undef FS_F64
 #undef FS_PS
