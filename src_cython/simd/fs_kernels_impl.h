@@ -824,9 +824,9 @@ FS_INL void FN(rows_group_t)(int mode, const T *x, T *y, ptrdiff_t n, const fs_t
     }
 }
 
-/* every row of 1 <= n <= max_nv * N through rows_group_t in groups of R rows, R * nv <= budget and R <= ND, with
-   mode, the vector count and R constants (a mode chosen at run time inside the groups cost the log modes' rows of 16
-   floats 10%) */
+/* every row of 1 <= n <= max_nv * N through rows_group_t in groups of R rows, R * nv <= budget and R <= ND (R = ND
+   for logsumexp's rows of more than FS_LSE_REG_NV vectors, held one at a time), with mode, the vector count and R
+   constants (a mode chosen at run time inside the groups cost the log modes' rows of 16 floats 10%) */
 FS_INL void FN(rows_reg_t)(int mode, const T *x, T *y, ptrdiff_t rows, ptrdiff_t n, const fs_temp *tp, int tempered,
                            int budget, int max_nv)
 {
