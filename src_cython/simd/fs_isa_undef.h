@@ -20,3 +20,5 @@
 #undef CVT_LO_F
 #undef CVT_HI_F
 #undef PACK_D_F
+#undef UF32
+#undef UF64

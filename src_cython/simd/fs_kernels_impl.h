@@ -12,6 +12,7 @@
  *   VFMA_F/D(a, b, c), VMAX_F/D(a, b)   (VMAX returns b when a is nan and a when b is: x86 maxps)
  *   VMIN_F/D(a, b)  optional: where min is one instruction, x - m is split by Fast2Sum instead of TwoSum
  *   CVT_LO_F, CVT_HI_F, PACK_D_F        float <-> double halves
+ *   UF32 UF64       vectors per iteration of the exp loops, per dtype (2, 4 or 8; see fs_kernels.c)
  *   FS_F64          0 or 1, per inclusion
  *
  * Layers, bottom up:
@@ -48,7 +49,7 @@
 #define VFMA VFMA_D
 #define VMAX VMAX_D
 #define VMIN VMIN_D
-#define U 4                           /* vectors per iteration of the exp loops */
+#define U UF64                        /* vectors per iteration of the exp loops (the path's choice) */
 #define LOG2E 0x1.71547652b82fep+0
 #define MAGIC 0x1.8p52                /* 1.5 * 2^52: adding it rounds to an integer held in the low bits */
 #define LN2_HI -0x1.62e42feep-1       /* short enough for n * LN2_HI to be exact */
@@ -70,7 +71,7 @@
 #define VFMA VFMA_F
 #define VMAX VMAX_F
 #define VMIN VMIN_F
-#define U 2                           /* four spill a vector to the stack on 16-register paths */
+#define U UF32
 #define LOG2E 0x1.715476p+0f
 #define MAGIC 0x1.8p23f
 #define LN2_HI -0x1.62e4p-1f
@@ -240,32 +241,33 @@ FS_INL void FN(temp)(const fs_temp *tp, V *it, V *eit)
 }
 
 /* ---- the exp core -------------------------------------------------------------------------------------------- */
-/* exp(r) for |r| <= ln2/2 (plus the TwoSum residue): r + r^2 q(r) summed last, so that 1 + r rounds once. Without
-   hardware FMA, 1 + r is kept as an exact pair (Fast2Sum, |r| < 1), since mul + add would round twice. */
+/* exp(r) for |r| <= ln2/2 (plus the TwoSum residue): r + r^2 q(r) summed last, so that 1 + r rounds once. q by
+   Estrin's scheme, in powers of r^2: the whole chain is 5 dependent operations deep in float32 and 6 in float64,
+   where Horner's was 6 and 11, and the exp loops wait on that chain (UF32 in fs_kernels.c). Without hardware FMA,
+   1 + r is kept as an exact pair (Fast2Sum, |r| < 1), since mul + add would round twice. */
 FS_INL V FN(exp_poly)(V r)
 {
-    V one = FN(splat)(1);
+    V one = FN(splat)(1), r2 = r * r;
+#define FS_C(c) FN(splat)(c)
 #if FS_F64
-    V q = VFMA(FN(splat)(0x1.af39d92ab3282p-26), r, FN(splat)(0x1.28927c0646723p-22));
-    q = VFMA(q, r, FN(splat)(0x1.71de0d2e6e42bp-19));
-    q = VFMA(q, r, FN(splat)(0x1.a019b83d2cea4p-16));
-    q = VFMA(q, r, FN(splat)(0x1.a01a01a7e5259p-13));
-    q = VFMA(q, r, FN(splat)(0x1.6c16c178c18a5p-10));
-    q = VFMA(q, r, FN(splat)(0x1.1111111110989p-7));
-    q = VFMA(q, r, FN(splat)(0x1.5555555553cd9p-5));
-    q = VFMA(q, r, FN(splat)(0x1.5555555555556p-3));
-    q = VFMA(q, r, FN(splat)(0x1.0000000000001p-1));
+    V c01 = VFMA(FS_C(0x1.5555555555556p-3), r, FS_C(0x1.0000000000001p-1));
+    V c23 = VFMA(FS_C(0x1.1111111110989p-7), r, FS_C(0x1.5555555553cd9p-5));
+    V c45 = VFMA(FS_C(0x1.a01a01a7e5259p-13), r, FS_C(0x1.6c16c178c18a5p-10));
+    V c67 = VFMA(FS_C(0x1.71de0d2e6e42bp-19), r, FS_C(0x1.a019b83d2cea4p-16));
+    V c89 = VFMA(FS_C(0x1.af39d92ab3282p-26), r, FS_C(0x1.28927c0646723p-22));
+    V r4 = r2 * r2;
+    V q = VFMA(VFMA(c89, r4, VFMA(c67, r2, c45)), r4, VFMA(c23, r2, c01));
 #else
-    V q = VFMA(FN(splat)(0x1.6d127p-10f), r, FN(splat)(0x1.120cd4p-7f));
-    q = VFMA(q, r, FN(splat)(0x1.555518p-5f));
-    q = VFMA(q, r, FN(splat)(0x1.5554dcp-3f));
-    q = VFMA(q, r, FN(splat)(0.5f));
+    V c01 = VFMA(FS_C(0x1.5554dcp-3f), r, FS_C(0.5f));
+    V c23 = VFMA(FS_C(0x1.120cd4p-7f), r, FS_C(0x1.555518p-5f));
+    V q = VFMA(VFMA(FS_C(0x1.6d127p-10f), r2, c23), r2, c01);
 #endif
+#undef FS_C
 #if FS_FMA
-    return VFMA(VFMA(q, r, one), r, one);
+    return VFMA(VFMA(q, r, one), r, one);   /* 1 + r (1 + q r): one + (r + r^2 q) was 0.5-0.8 ulp worse in float64 */
 #else
     V p0 = one + r, e1 = (one - p0) + r;
-    return p0 + VFMA(r * r, q, e1);
+    return p0 + VFMA(r2, q, e1);
 #endif
 }
 
@@ -292,8 +294,9 @@ FS_INL V FN(exp_core)(V x, V negm, V it, V eit, int tempered, int biased, V *d_o
     *d_out = s;
     V t = VFMA(s, FN(splat)(LOG2E), FN(splat)(MAGIC));
     V nf = t - FN(splat)(MAGIC);
-    V r = VFMA(nf, FN(splat)(LN2_HI), s);                 /* exact */
-    r = VFMA(nf, FN(splat)(LN2_LO), r) + lo;
+    /* r = (s - nf ln2_hi) + (lo - nf ln2_lo): the first part exact, the small second one computed beside it, so
+       that the chain to r is one FMA and one addition (it was two FMAs and an addition) */
+    V r = VFMA(nf, FN(splat)(LN2_HI), s) + VFMA(nf, FN(splat)(LN2_LO), lo);
     V p = FN(exp_poly)(r);
     T cut = biased ? -FLUSH_BIASED : -FLUSH;
 #if FS_AVX512
@@ -326,6 +329,18 @@ FS_INL V FN(drop_at_max)(V e, V d, VI *count)
 }
 
 /* ---- accumulators: the sum of the exp terms -------------------------------------------------------------------- */
+/* k (constant) double vectors added as a tree: (w0 + w1) + (w2 + w3), and so on */
+FS_INL VD FN(group_tree)(const VD *e, int k)
+{
+    VD w[8];
+#pragma GCC unroll 8
+    for (int u = 0; u < k; u++) w[u] = e[u];
+#pragma GCC unroll 8
+    for (int s = 1; s < k; s *= 2)
+#pragma GCC unroll 8
+        for (int j = 0; j + s < k; j += 2 * s) w[j] = w[j] + w[j + s];
+    return w[0];
+}
 #if FS_F64
 /* groups of vectors are summed as a tree, then added with TwoSum into (s, c): about eps relative error at any n */
 typedef struct { VD s, c; } FN(acc);
@@ -335,7 +350,12 @@ FS_INL void FN(acc_add)(FN(acc) *a, VD v)
     a->c += (a->s - sv) + (v - av);
     a->s = t;
 }
-FS_INL void FN(acc_add_group)(FN(acc) *a, const V *e) { FN(acc_add)(a, (e[0] + e[1]) + (e[2] + e[3])); }
+/* 4 terms a TwoSum, whatever U: a plain sum of 8 took float64 softmax on 96x128x128 from 2.80 to 3.56 ulp */
+FS_INL void FN(acc_add_group)(FN(acc) *a, const V *e)
+{
+#pragma GCC unroll 2
+    for (int k = 0; k < U; k += 4) FN(acc_add)(a, FN(group_tree)(e + k, 4));
+}
 /* The lanes' pairs added as a tree, one TwoSum a level (each lane ends with the whole sum): three levels of latency
    where the dd additions lane after lane were a chain of eight, longer than a short row's arithmetic. Measured on
    Xeon family 6 model 207, one thread, softmax ns per element: rows of 8 7.9 -> 2.7, 16 3.6 -> 1.8, 128 1.30 -> 1.02,
@@ -371,8 +391,14 @@ FS_INL void FN(acc_add)(FN(acc) *a, VF v)
 }
 FS_INL void FN(acc_add_group)(FN(acc) *a, const V *e)
 {
-    a->lo += CVT_LO_F(e[0]) + CVT_LO_F(e[1]);
-    a->hi += CVT_HI_F(e[0]) + CVT_HI_F(e[1]);
+    VD lo[U], hi[U];
+#pragma GCC unroll 8
+    for (int u = 0; u < U; u++) {
+        lo[u] = CVT_LO_F(e[u]);
+        hi[u] = CVT_HI_F(e[u]);
+    }
+    a->lo += FN(group_tree)(lo, U);
+    a->hi += FN(group_tree)(hi, U);
 }
 FS_INL fs_dd FN(acc_total)(FN(acc) a, double scale)
 {
