@@ -233,10 +233,10 @@ typedef int64_t fs_v2l __attribute__((vector_size(16)));
    (Zen 3, AVX2 only), one thread, ns per element, best of 5 alternating runs, together with the shorter exp chain
    of exp_core and exp_poly (alone 4-6%): float32 rows of 1000 softmax 0.755 -> 0.692, log_softmax 0.794 -> 0.702,
    logsumexp 0.699 -> 0.626; rows of 128 softmax 0.840 -> 0.752, log_softmax 0.973 -> 0.879; rows of 152064 softmax
-   0.764 -> 0.681; float64 rows of 1000 softmax 1.79 -> 1.67, log_softmax 1.84 -> 1.68; rows of 128 softmax 1.87 ->
-   1.77. In another run, 4 float32 vectors a loop against 8: softmax rows of 1000 0.685 against 0.656; 4 float64
-   vectors against 8: log_softmax rows of 1000 1.79 against 1.64, logsumexp 1.58 against 1.40. The AVX-512 path
-   keeps 2 and 4: not measured here (that machine has no AVX-512). */
+   0.764 -> 0.681; float64 (in the same run as 4 vectors a loop) rows of 1000 softmax 1.82 -> 1.70 (4: 1.76),
+   log_softmax 1.85 -> 1.68 (1.79), logsumexp 1.65 -> 1.45 (1.56), rows of 128 softmax 1.84 -> 1.75 (1.84). In
+   another run, 4 float32 vectors a loop against 8: softmax rows of 1000 0.685 against 0.656. The AVX-512 path keeps
+   2 and 4: not measured here (that machine has no AVX-512). */
 #define UF32 8
 #define UF64 8
 #define VFMA_F(a, b, c) ((VF)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
