@@ -1022,6 +1022,19 @@ FS_INL void FN(col_acc_store)(double *sb, double *cb, ptrdiff_t j, FN(acc) a)
 #endif
 }
 
+/* Every pass over a tile reads w columns of each row, then jumps ld elements to the next row: short runs (256 bytes
+   for float32) that the hardware prefetchers do not carry over to the next row. So each pass fetches the lines of
+   the row FS_COL_AHEAD rows on. Measured on an AMD EPYC family 25 model 1 (Zen 3, AVX2), one thread, 2 MB pages
+   as numpy's arrays get, 256 columns of rows 2000 apart, ns per element, softmax / log_softmax / logsumexp:
+   float32 8000 rows 1.29 / 1.41 / 0.87 -> 0.97 / 1.10 / 0.76, 2000 rows 1.13 / 1.23 / 0.82 -> 0.92 / 1.01 / 0.77
+   (4 and 16 rows ahead within 3% of 8); float64 2000 rows within 1%. */
+#define FS_COL_AHEAD 8
+FS_INL void FN(prefetch_cols)(const T *p, ptrdiff_t w, int write)
+{
+    for (ptrdiff_t j = 0; j < w; j += 64 / (ptrdiff_t)sizeof(T))
+        if (write) __builtin_prefetch(p + j, 1); else __builtin_prefetch(p + j);
+}
+
 /* Pass 2 of the columns for g rows of a tile of w columns: their exp terms (stored for softmax) added to the column
    sums, each term as before (acc_add: the same bits as row after row), but with the sums and counts read from the
    stack and written back once per g rows rather than once a row. float64 terms keep a TwoSum each: a group's plain
@@ -1075,14 +1088,20 @@ FS_INL void FN(cols_t)(int mode, const T *x, T *y, ptrdiff_t n, ptrdiff_t width,
         for (ptrdiff_t i = 0; i < n; i++) {
             const T *xr = x + i * ld + j0;
             ptrdiff_t j = 0;
+            if (i + FS_COL_AHEAD < n) FN(prefetch_cols)(xr + FS_COL_AHEAD * ld, w, 0);
             for (; j < wf; j += N) FN(store)(mb + j, VMAX(FN(load)(xr + j), FN(load)(mb + j)));
             if (j < w) FN(store)(mb + j, VMAX(FN(load_part)(xr + j, w - j, -(T)__builtin_inf()), FN(load)(mb + j)));
         }
         /* pass 2: exp, (store), column sums */
         ptrdiff_t i = 0;
-        for (; i + FS_COL_ROWS <= n; i += FS_COL_ROWS)
+        for (; i + FS_COL_ROWS <= n; i += FS_COL_ROWS) {
+            for (int u = 0; u < FS_COL_ROWS && i + FS_COL_AHEAD + u < n; u++) {
+                FN(prefetch_cols)(x + (i + FS_COL_AHEAD + u) * ld + j0, w, 0);
+                if (mode == FS_SOFTMAX) FN(prefetch_cols)(y + (i + FS_COL_AHEAD + u) * ld + j0, w, 1);
+            }
             FN(col_terms_t)(mode, x + i * ld + j0, y + i * ld + j0, ld, w, mb, sb, cb, kb, it, eit, tempered,
                             FS_COL_ROWS);
+        }
         for (; i < n; i++)
             FN(col_terms_t)(mode, x + i * ld + j0, y + i * ld + j0, ld, w, mb, sb, cb, kb, it, eit, tempered, 1);
         /* per-column finish (scalar, O(width)); padded lanes get harmless values */
@@ -1126,6 +1145,10 @@ FS_INL void FN(cols_t)(int mode, const T *x, T *y, ptrdiff_t n, ptrdiff_t width,
         for (ptrdiff_t i = 0; i < n; i++) {
             const T *xr = x + i * ld + j0;
             T *yr = y + i * ld + j0;
+            if (i + FS_COL_AHEAD < n) {   /* softmax rescales y in place; the log modes read x and write y */
+                if (mode != FS_SOFTMAX) FN(prefetch_cols)(xr + FS_COL_AHEAD * ld, w, 0);
+                FN(prefetch_cols)(yr + FS_COL_AHEAD * ld, w, 1);
+            }
             for (ptrdiff_t j = 0; j < wv; j += N) {
                 int full = j < wf;
                 V v;
@@ -1372,6 +1395,7 @@ static const fs_ops FN(ops) = {
 #undef FLUSH_BIASED
 #undef FS_TILE
 #undef FS_COL_ROWS
+#undef FS_COL_AHEAD
 #undef FS_ONLINE_BLOCK
 #undef FS_BLOCK_ROWS
 #undef FS_STREAM_N
