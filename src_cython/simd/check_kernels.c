@@ -239,9 +239,6 @@ static void check_row(int f64, size_t n, const char *ctx)
     g_floor = 0;
 }
 
-/* Rows in one call against the same rows one call each: the batched paths (softmax rows overlapping their passes
-   past L1, the log modes' groups of short rows) must give the bits of the row alone, with special rows (+inf, nan,
-   all -inf, peaked) among them and with a temperature. Returns the number of rows that differ. */
 /* The timed buffers, on 2 MB pages where the kernel grants them, as numpy asks for its large arrays
    (MADV_HUGEPAGE), so that `time` measures what the Python callers get. On 4 KB pages the passes that step from
    row to row pay a TLB miss a row: AVX2 on an AMD EPYC family 25 model 1 (Zen 3), one thread, ns per element, two
@@ -259,6 +256,9 @@ static void *big_alloc(size_t bytes)
     return p;
 }
 
+/* Rows in one call against the same rows one call each: the batched paths (softmax rows overlapping their passes
+   past L1, the log modes' groups of short rows) must give the bits of the row alone, with special rows (+inf, nan,
+   all -inf, peaked) among them and with a temperature. Returns the number of rows that differ. */
 static long check_batched(int f64, int mode, size_t rows, size_t n, const char *what)
 {
     int dtype = f64 ? FS_FLOAT64 : FS_FLOAT32;
