@@ -23,8 +23,8 @@
 /* Slice length of a split row (a multiple of 16 elements, whole 64-byte lines of float32). Fixed, so that the
    slices, and the result, do not depend on the thread count. */
 #define FS_SLICE_ELEMENTS 65536
-/* Column tasks are whole tiles of the column kernels (FS_TILE in simd/fs_kernels_impl.h: 64 float32, 256 float64
-   columns). */
+/* Column tasks are whole tiles of the column kernels (TILE_F32 and TILE_F64 in simd/fs_kernels.c: 64 to 256
+   columns, divisors of this). */
 #define FS_COLUMN_TILE 256
 /* Outputs of at least this many bytes, into memory the caller provided (out=), are written with non-temporal stores
    (FS_STREAM): such stores skip the read for ownership of every output line and leave the input in the caches.

@@ -22,3 +22,5 @@
 #undef PACK_D_F
 #undef UF32
 #undef UF64
+#undef TILE_F32
+#undef TILE_F64

@@ -199,6 +199,11 @@ typedef int64_t fs_v2l __attribute__((vector_size(16)));
 #define FS_AVX512 1
 #define UF32 2                             /* vectors per iteration of the exp loops, as before */
 #define UF64 4
+/* Column tiles (fs_kernels_impl.h, cols_t). Measured on 2000x2000, one thread, Xeon family 6 model 207 (2 MB of L2),
+   ns per element, softmax / log_softmax / logsumexp, best of 3-5: float32 64 columns 0.82 / 0.95 / 0.59 (128: 0.94 /
+   1.08 / 0.60; 32: 0.94 / 1.13 / 0.66), float64 256 columns 2.09 / 2.70 / 1.50 (128: 2.30 / 2.97 / 1.60). */
+#define TILE_F32 64
+#define TILE_F64 256
 #define VFMA_F(a, b, c) ((VF)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
 #define VFMA_D(a, b, c) ((VD)_mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c)))
 #define VMAX_F(a, b) ((VF)_mm512_max_ps((__m512)(a), (__m512)(b)))
@@ -239,6 +244,14 @@ typedef int64_t fs_v2l __attribute__((vector_size(16)));
    2 and 4: not measured here (that machine has no AVX-512). */
 #define UF32 8
 #define UF64 8
+/* Column tiles of 512 bytes a row for both dtypes (they were 64 float32 and 256 float64 columns, the AVX-512 path's
+   widths, 256 and 2048 bytes). AMD EPYC family 25 model 1 (Zen 3, 512 KB of L2), one thread, ns per element, best
+   of 8 alternating runs, softmax / log_softmax / logsumexp on 2000x2000, then softmax on 8000 rows of 500 columns:
+   float32 64 -> 128 columns 1.075 / 1.198 / 0.819, 1.232 -> 0.952 / 1.130 / 0.790, 1.174 (32: 1.157 / 1.283 / 0.904,
+   1.490; 256: 0.936 / 1.201 / 0.786, 1.123); float64 256 -> 64 columns 2.790 / 3.326 / 2.162, 3.454 -> 2.489 / 2.869
+   / 2.061, 2.690 (128: 2.414 / 2.928 / 2.008, 3.339; 32: 2.685 / 3.009 / 2.161, 2.832). */
+#define TILE_F32 128
+#define TILE_F64 64
 #define VFMA_F(a, b, c) ((VF)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
 #define VFMA_D(a, b, c) ((VD)_mm256_fmadd_pd((__m256d)(a), (__m256d)(b), (__m256d)(c)))
 #define VMAX_F(a, b) ((VF)_mm256_max_ps((__m256)(a), (__m256)(b)))
@@ -270,6 +283,10 @@ typedef int64_t fs_v2l __attribute__((vector_size(16)));
    1.72 -> 1.57 ns per element (8 a loop: 1.81 / 1.75, spilling 16 registers) */
 #define UF32 4
 #define UF64 4
+/* column tiles as AVX2's: on the same Zen 3, 2000x2000 softmax / logsumexp, float32 64 -> 128 columns 2.293 / 2.030
+   -> 2.216 / 1.981, float64 256 -> 64 columns 6.530 / 6.150 -> 5.831 / 5.806 ns per element (128: 5.681 / 5.697) */
+#define TILE_F32 128
+#define TILE_F64 64
 #define VFMA_F(a, b, c) ((a) * (b) + (c))
 #define VFMA_D(a, b, c) ((a) * (b) + (c))
 #define VMAX_F(a, b) ((VF)_mm_max_ps((__m128)(a), (__m128)(b)))
@@ -302,6 +319,8 @@ typedef int64_t fs_v2l __attribute__((vector_size(16)));
 #define FS_AVX512 0
 #define UF32 2                             /* not measured on NEON hardware: as before */
 #define UF64 4
+#define TILE_F32 64                        /* column tiles: not measured on NEON hardware, as before */
+#define TILE_F64 256
 #define VFMA_F(a, b, c) ((VF)vfmaq_f32((float32x4_t)(c), (float32x4_t)(a), (float32x4_t)(b)))
 #define VFMA_D(a, b, c) ((VD)vfmaq_f64((float64x2_t)(c), (float64x2_t)(a), (float64x2_t)(b)))
 #define VMAX_F(a, b) ((VF)vmaxnmq_f32((float32x4_t)(a), (float32x4_t)(b)))
@@ -332,6 +351,8 @@ typedef int64_t fs_v2l __attribute__((vector_size(16)));
 #define FS_AVX512 0
 #define UF32 4
 #define UF64 4
+#define TILE_F32 64                        /* column tiles: as before */
+#define TILE_F64 256
 #define VFMA_F(a, b, c) ((a) * (b) + (c))
 #define VFMA_D(a, b, c) ((a) * (b) + (c))
 /* a where a > b, else b: b for a nan a, as the max accumulators need */

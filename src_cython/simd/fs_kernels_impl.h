@@ -13,6 +13,7 @@
  *   VMIN_F/D(a, b)  optional: where min is one instruction, x - m is split by Fast2Sum instead of TwoSum
  *   CVT_LO_F, CVT_HI_F, PACK_D_F        float <-> double halves
  *   UF32 UF64       vectors per iteration of the exp loops, per dtype (2, 4 or 8; see fs_kernels.c)
+ *   TILE_F32 TILE_F64  columns per tile of the column kernels, per dtype (see fs_kernels.c)
  *   FS_F64          0 or 1, per inclusion
  *
  * Layers, bottom up:
@@ -50,6 +51,13 @@
 #define VMAX VMAX_D
 #define VMIN VMIN_D
 #define U UF64                        /* vectors per iteration of the exp loops (the path's choice) */
+/* exp_core_k's ways in the exp loops: all U vectors. AMD EPYC family 25 model 1 (Zen 3, AVX2), one thread, ns per
+   element, best of 6 alternating runs, one way -> 8: rows of 1000 softmax 1.599 -> 1.451, log_softmax 1.637 ->
+   1.503, logsumexp within 1%; rows of 152064 softmax 1.675 -> 1.449; 4096x4096 log_softmax 1.560 -> 1.472;
+   2000x2000 columns (4 ways) softmax 2.516 -> 2.387, logsumexp 2.118 -> 2.006. The SSE2 path (4 ways) on the same
+   machine: rows of 1000 softmax 4.603 -> 3.794, log_softmax 5.615 -> 3.835, columns softmax 5.684 -> 5.082. The
+   AVX-512 path takes it unmeasured (its 32 registers spill less). */
+#define EXP_WAYS U
 #define LOG2E 0x1.71547652b82fep+0
 #define MAGIC 0x1.8p52                /* 1.5 * 2^52: adding it rounds to an integer held in the low bits */
 #define LN2_HI -0x1.62e42feep-1       /* short enough for n * LN2_HI to be exact */
@@ -72,6 +80,9 @@
 #define VMAX VMAX_F
 #define VMIN VMIN_F
 #define U UF32
+/* one way: on the same Zen 3, 2, 4 and 8 ways took float32 rows of 1000 from 0.641 ns per element to 0.649, 0.699
+   and 0.696 (softmax), from 0.599 to 0.619, 0.641 and 0.691 (logsumexp) */
+#define EXP_WAYS 1
 #define LOG2E 0x1.715476p+0f
 #define MAGIC 0x1.8p23f
 #define LN2_HI -0x1.62e4p-1f
@@ -241,75 +252,97 @@ FS_INL void FN(temp)(const fs_temp *tp, V *it, V *eit)
 }
 
 /* ---- the exp core -------------------------------------------------------------------------------------------- */
-/* exp(r) for |r| <= ln2/2 (plus the TwoSum residue): r + r^2 q(r) summed last, so that 1 + r rounds once. q by
-   Estrin's scheme, in powers of r^2: the whole chain is 5 dependent operations deep in float32 and 6 in float64,
-   where Horner's was 6 and 11, and the exp loops wait on that chain (UF32 in fs_kernels.c). Without hardware FMA,
-   1 + r is kept as an exact pair (Fast2Sum, |r| < 1), since mul + add would round twice. */
-FS_INL V FN(exp_poly)(V r)
+/* e[k] = exp((x[k] - m) / T) for K <= 8 vectors x[k] <= m, given negm = -m; d_out[k] = (x[k] - m) / T rounded
+   (exactly 0 where x == m). Results below e^-FLUSH (and -inf, and an x - m that overflowed) are exactly 0; nan
+   stays nan. biased: e * 2^BIAS, with e^-FLUSH_BIASED the cut.
+   Each step runs for all K vectors before the next (K a constant after inlining): GCC does not reorder
+   instructions before register allocation on x86, and a vector's exp is one chain of ~50 cycles of latency, so
+   with the vectors one after the other the scheduler fills with operations still waiting on the chain. Worth it
+   in float64 (EXP_WAYS, in the dtype sections); float32 was slower, and so was -fschedule-insns (3-8%). */
+#define FS_EACH _Pragma("GCC unroll 8") for (int k = 0; k < K; k++)
+FS_INL void FN(exp_core_k)(int K, const V *x, V negm, V it, V eit, int tempered, int biased, V *e, V *d_out)
 {
-    V one = FN(splat)(1), r2 = r * r;
+    V s[8], lo[8], t[8], r[8], r2[8], q[8], p[8], one = FN(splat)(1);
+    FS_EACH s[k] = x[k] + negm;
+#ifdef VMIN_F
+    /* Fast2Sum, exact for |a| >= |b|: min(x, -m) is the larger in magnitude, since x <= m (for m >= 0, x <= -m
+       makes |x| >= m; for m < 0, |x| >= |m| always). One operation fewer than TwoSum, the same lo. */
+    FS_EACH lo[k] = VMAX(x[k], negm) - (s[k] - VMIN(x[k], negm));   /* x - m == s + lo exactly */
+#else
+    FS_EACH {                                                        /* TwoSum: min and max cost several operations */
+        V xv = s[k] - negm, mv = s[k] - xv;
+        lo[k] = (x[k] - xv) + (negm - mv);
+    }
+#endif
+    if (tempered) {                                        /* (s + lo) * (it + eit), again as an exact-enough pair */
+        FS_EACH {
+            V err, prod = FN(two_prod)(s[k], it, &err);
+            lo[k] = VFMA(lo[k], it, VFMA(s[k], eit, err));
+            s[k] = prod;
+        }
+    }
+    FS_EACH d_out[k] = s[k];
+    FS_EACH t[k] = VFMA(s[k], FN(splat)(LOG2E), FN(splat)(MAGIC));
+    /* r = (s - nf ln2_hi) + (lo - nf ln2_lo): the first part exact, the small second one computed beside it, so
+       that the chain to r is one FMA and one addition (it was two FMAs and an addition) */
+    FS_EACH {
+        V nf = t[k] - FN(splat)(MAGIC);
+        r[k] = VFMA(nf, FN(splat)(LN2_HI), s[k]) + VFMA(nf, FN(splat)(LN2_LO), lo[k]);
+    }
+    /* exp(r) for |r| <= ln2/2 (plus the TwoSum residue): r + r^2 q(r) summed last, so that 1 + r rounds once. q by
+       Estrin's scheme, in powers of r^2: the whole chain is 5 dependent operations deep in float32 and 6 in float64,
+       where Horner's was 6 and 11, and the exp loops wait on that chain (UF32 in fs_kernels.c). */
+    FS_EACH r2[k] = r[k] * r[k];
 #define FS_C(c) FN(splat)(c)
 #if FS_F64
-    V c01 = VFMA(FS_C(0x1.5555555555556p-3), r, FS_C(0x1.0000000000001p-1));
-    V c23 = VFMA(FS_C(0x1.1111111110989p-7), r, FS_C(0x1.5555555553cd9p-5));
-    V c45 = VFMA(FS_C(0x1.a01a01a7e5259p-13), r, FS_C(0x1.6c16c178c18a5p-10));
-    V c67 = VFMA(FS_C(0x1.71de0d2e6e42bp-19), r, FS_C(0x1.a019b83d2cea4p-16));
-    V c89 = VFMA(FS_C(0x1.af39d92ab3282p-26), r, FS_C(0x1.28927c0646723p-22));
-    V r4 = r2 * r2;
-    V q = VFMA(VFMA(c89, r4, VFMA(c67, r2, c45)), r4, VFMA(c23, r2, c01));
+    FS_EACH {
+        V c01 = VFMA(FS_C(0x1.5555555555556p-3), r[k], FS_C(0x1.0000000000001p-1));
+        V c23 = VFMA(FS_C(0x1.1111111110989p-7), r[k], FS_C(0x1.5555555553cd9p-5));
+        V c45 = VFMA(FS_C(0x1.a01a01a7e5259p-13), r[k], FS_C(0x1.6c16c178c18a5p-10));
+        V c67 = VFMA(FS_C(0x1.71de0d2e6e42bp-19), r[k], FS_C(0x1.a019b83d2cea4p-16));
+        V c89 = VFMA(FS_C(0x1.af39d92ab3282p-26), r[k], FS_C(0x1.28927c0646723p-22));
+        V r4 = r2[k] * r2[k];
+        q[k] = VFMA(VFMA(c89, r4, VFMA(c67, r2[k], c45)), r4, VFMA(c23, r2[k], c01));
+    }
 #else
-    V c01 = VFMA(FS_C(0x1.5554dcp-3f), r, FS_C(0.5f));
-    V c23 = VFMA(FS_C(0x1.120cd4p-7f), r, FS_C(0x1.555518p-5f));
-    V q = VFMA(VFMA(FS_C(0x1.6d127p-10f), r2, c23), r2, c01);
+    FS_EACH {
+        V c01 = VFMA(FS_C(0x1.5554dcp-3f), r[k], FS_C(0.5f));
+        V c23 = VFMA(FS_C(0x1.120cd4p-7f), r[k], FS_C(0x1.555518p-5f));
+        q[k] = VFMA(VFMA(FS_C(0x1.6d127p-10f), r2[k], c23), r2[k], c01);
+    }
 #endif
 #undef FS_C
 #if FS_FMA
     /* 1 + r (1 + q r). One operation shorter, 1 + (r + r^2 q) took the harness's float64 softmax columns from 1.66
        to 1.84 ulp (AVX2) */
-    return VFMA(VFMA(q, r, one), r, one);
+    FS_EACH p[k] = VFMA(VFMA(q[k], r[k], one), r[k], one);
 #else
-    V p0 = one + r, e1 = (one - p0) + r;
-    return p0 + VFMA(r2, q, e1);
-#endif
-}
-
-/* e = exp((x - m) / T) given negm = -m, for x <= m; *d_out = (x - m) / T rounded (exactly 0 where x == m). Results
-   below e^-FLUSH (and -inf, and an x - m that overflowed) are exactly 0; nan stays nan. biased: e * 2^BIAS, with
-   e^-FLUSH_BIASED the cut. */
-FS_INL V FN(exp_core)(V x, V negm, V it, V eit, int tempered, int biased, V *d_out)
-{
-    V s = x + negm;
-#ifdef VMIN_F
-    /* Fast2Sum, exact for |a| >= |b|: min(x, -m) is the larger in magnitude, since x <= m (for m >= 0, x <= -m
-       makes |x| >= m; for m < 0, |x| >= |m| always). One operation fewer than TwoSum, the same lo. */
-    V a = VMIN(x, negm), b = VMAX(x, negm);
-    V lo = b - (s - a);                                    /* x - m == s + lo exactly */
-#else
-    V xv = s - negm, mv = s - xv;
-    V lo = (x - xv) + (negm - mv);                         /* TwoSum: min and max cost several operations here */
-#endif
-    if (tempered) {                                        /* (s + lo) * (it + eit), again as an exact-enough pair */
-        V err, p = FN(two_prod)(s, it, &err);
-        lo = VFMA(lo, it, VFMA(s, eit, err));
-        s = p;
+    FS_EACH {                    /* 1 + r kept as an exact pair (Fast2Sum, |r| < 1): mul + add would round twice */
+        V p0 = one + r[k], e1 = (one - p0) + r[k];
+        p[k] = p0 + VFMA(r2[k], q[k], e1);
     }
-    *d_out = s;
-    V t = VFMA(s, FN(splat)(LOG2E), FN(splat)(MAGIC));
-    V nf = t - FN(splat)(MAGIC);
-    /* r = (s - nf ln2_hi) + (lo - nf ln2_lo): the first part exact, the small second one computed beside it, so
-       that the chain to r is one FMA and one addition (it was two FMAs and an addition) */
-    V r = VFMA(nf, FN(splat)(LN2_HI), s) + VFMA(nf, FN(splat)(LN2_LO), lo);
-    V p = FN(exp_poly)(r);
+#endif
     T cut = biased ? -FLUSH_BIASED : -FLUSH;
 #if FS_AVX512
-    FS_MASK keep = FS_CAT(FS_MM(FS_PS(cmp)), _mask, , )((FS_MMV)s, FS_MM(FS_PS(set1))(cut), _CMP_NLT_UQ);   /* nan kept */
-    return (V)FS_MM(FS_PS(maskz_scalef))(keep, (FS_MMV)p, (FS_MMV)(biased ? nf + (T)BIAS : nf));
+    FS_EACH {
+        V nf = t[k] - FN(splat)(MAGIC);
+        FS_MASK keep = FS_CAT(FS_MM(FS_PS(cmp)), _mask, , )((FS_MMV)s[k], FS_MM(FS_PS(set1))(cut), _CMP_NLT_UQ);
+        e[k] = (V)FS_MM(FS_PS(maskz_scalef))(keep, (FS_MMV)p[k], (FS_MMV)(biased ? nf + (T)BIAS : nf));   /* nan kept */
+    }
 #else
-    VI one = (VI){0} + ONE_BITS, bias = ((VI){0} + BIAS) << MANT_BITS;
-    VI scale = ((VI)t << MANT_BITS) + (biased ? one + bias : one);
-    V e = p * (V)scale;
-    return (V)((VI)e & ~(VI)(s < FN(splat)(cut)));        /* 2^n would not be normal there */
+    VI one_bits = (VI){0} + ONE_BITS, bias = ((VI){0} + BIAS) << MANT_BITS;
+    FS_EACH {
+        VI scale = ((VI)t[k] << MANT_BITS) + (biased ? one_bits + bias : one_bits);
+        e[k] = (V)((VI)(p[k] * (V)scale) & ~(VI)(s[k] < FN(splat)(cut)));   /* 2^n would not be normal there */
+    }
 #endif
+}
+#undef FS_EACH
+FS_INL V FN(exp_core)(V x, V negm, V it, V eit, int tempered, int biased, V *d_out)
+{
+    V e;
+    FN(exp_core_k)(1, &x, negm, it, eit, tempered, biased, &e, d_out);
+    return e;
 }
 
 /* d * (it + eit) for log_softmax, d = x - m already rounded (|result| >= |d| / T, so the products need no exact
@@ -537,9 +570,10 @@ FS_INL fs_dd FN(expsum_overlap_t)(const T *x, T *y, ptrdiff_t n, T m, int store,
         FN(prefetch_lines)(x + n + i, U * N, 0);
         if (y && n * (ptrdiff_t)sizeof(T) <= g_overlap_max_bytes)
             FN(prefetch_lines)(store ? y + n + i : y + i, U * N, 1);
-        V e[U], d[U];
-        for (int u = 0; u < U; u++) e[u] = FN(exp_core)(FN(load)(x + i + u * N), negm, it, eit, tempered, !store,
-                                                        &d[u]);
+        V xs[U], e[U], d[U];
+        for (int u = 0; u < U; u++) xs[u] = FN(load)(x + i + u * N);
+        for (int u = 0; u < U; u += EXP_WAYS)
+            FN(exp_core_k)(EXP_WAYS, xs + u, negm, it, eit, tempered, !store, e + u, d + u);
         for (int u = 0; u < U; u++) {
             if (store) FN(store)(y + i + u * N, e[u]);
             else e[u] = FN(drop_at_max)(e[u], d[u], &count);
@@ -1021,14 +1055,12 @@ static FS_T void FN(rows)(int mode, const void *x, void *y, ptrdiff_t rows, ptrd
    per-column state (max, sum, reciprocal or log) lives in small stack arrays; each pass streams the tile row by
    row, vectorised across columns. The log modes count the entries equal to the column max, as the rows do. Special
    columns are encoded in the per-column factor (nan reciprocal, nan or 0 log), so pass 3 needs no branches. */
-/* Tile widths measured on 2000x2000, one thread, Xeon family 6 model 207 (ns per element, softmax / log_softmax /
-   logsumexp, best of 3-5): float32 64 columns 0.82 / 0.95 / 0.59 (128: 0.94 / 1.08 / 0.60; 32: 0.94 / 1.13 / 0.66),
-   float64 256 columns 2.09 / 2.70 / 1.50 (128: 2.30 / 2.97 / 1.60). Multiples of every N, and divisors of the
-   drivers' column tasks (src_cython/parallel/fs_lines.c). */
+/* The tile widths are the path's (TILE_F32, TILE_F64 in fs_kernels.c, measured there): multiples of every N, and
+   divisors of the drivers' column tasks (src_cython/parallel/fs_lines.c). */
 #if FS_F64
-#define FS_TILE 256
+#define FS_TILE TILE_F64
 #else
-#define FS_TILE 64
+#define FS_TILE TILE_F32
 #endif
 
 /* column sums, kept in sb (and cb) from row to row: double lanes for float32 terms (lo, then hi), TwoSum (s, c) pairs
@@ -1081,13 +1113,15 @@ FS_INL void FN(col_terms_t)(int mode, const T *x, T *y, ptrdiff_t ld, ptrdiff_t 
     ptrdiff_t wv = (w + N - 1) / N * N, wf = w / N * N;
     for (ptrdiff_t j = 0; j < wv; j += N) {
         int full = j < wf;
-        V e[FS_COL_ROWS], negm = -FN(load)(mb + j), d;
+        V xs[FS_COL_ROWS], e[FS_COL_ROWS], d[FS_COL_ROWS], negm = -FN(load)(mb + j);
         VI k = (VI){0};
         if (mode != FS_SOFTMAX) __builtin_memcpy(&k, kb + j, sizeof k);
+        for (int u = 0; u < g; u++)
+            xs[u] = full ? FN(load)(x + u * ld + j) : FN(load_part)(x + u * ld + j, w - j, -(T)__builtin_inf());
+        if (EXP_WAYS > 1) FN(exp_core_k)(g, xs, negm, it, eit, tempered, mode != FS_SOFTMAX, e, d);
+        else for (int u = 0; u < g; u++) e[u] = FN(exp_core)(xs[u], negm, it, eit, tempered, mode != FS_SOFTMAX, d + u);
         for (int u = 0; u < g; u++) {
-            V xv = full ? FN(load)(x + u * ld + j) : FN(load_part)(x + u * ld + j, w - j, -(T)__builtin_inf());
-            e[u] = FN(exp_core)(xv, negm, it, eit, tempered, mode != FS_SOFTMAX, &d);
-            if (mode != FS_SOFTMAX) e[u] = FN(drop_at_max)(e[u], d, &k);
+            if (mode != FS_SOFTMAX) e[u] = FN(drop_at_max)(e[u], d[u], &k);
             else if (full) FN(store)(y + u * ld + j, e[u]);
             else FN(store_part)(y + u * ld + j, e[u], w - j);
         }
@@ -1414,6 +1448,7 @@ static const fs_ops FN(ops) = {
 #undef VMAX
 #undef VMIN
 #undef U
+#undef EXP_WAYS
 #undef LOG2E
 #undef MAGIC
 #undef LN2_HI
