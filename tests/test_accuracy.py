@@ -36,6 +36,10 @@ def accuracy_inputs(dtype):
     # 96 KB rows: past L1 and within L2, where softmax overlaps each row's scale pass with the next row's exp
     yield "96 KB rows", rng.normal(0, 3, (6, 24013 if dtype == np.float32 else 12013)).astype(dtype), -1
     yield "axis 0 std 30", rng.normal(0, 30, (500, 300)).astype(dtype), 0
+    # columns tall enough (tiles of 3 MB and more) for float32's blocks of rows; every other column's max grows
+    # from block to block, so that the sums are rescaled as they merge
+    tall = rng.normal(0, 3, (13000, 150)) + np.linspace(0, 60, 13000)[:, None] * (np.arange(150) % 2)
+    yield "tall columns", tall.astype(dtype), 0
     yield "10^6 row", rng.normal(0, 3, 10**6).astype(dtype), None
     rising = np.sort(rng.normal(0, 30, 10**6))  # the running max grows all along: many rescaled partial sums
     yield "10^6 rising row", rising.astype(dtype), None

@@ -632,6 +632,34 @@ int main(int argc, char **argv)
                 snprintf(ctx, sizeof ctx, "cols small %zux%zu", n, inner);
                 check_cols(f64, n, inner, ctx);
             }
+        /* tall columns: whole (1500x19), and in blocks of rows by the float32 kernels (13000x150: tiles of strided
+           rows past FS_COL_BLOCK_MIN_BYTES on every path, 32 blocks, the last one short): maxima that grow from
+           block to block, first found late, tied across blocks; specials and leading -inf blocks */
+        for (int rep = 0; rep < 2; rep++) {
+            size_t n = rep ? 13000 : 1500, inner = rep ? 150 : 19;
+            gen_row(f64, n * inner, 0, 3);
+            for (size_t j = 0; j < inner; j++)
+                for (size_t i = 0; i < n; i++) {
+                    ld *v = &g_x[i * inner + j], d = (ld)i / (ld)n;
+                    switch (j % 13) {
+                    case 1: if (i == n - 3) *v = N_; break;
+                    case 2: if (i == n - 700) *v = I_; break;
+                    case 3: *v = -I_; break;
+                    case 4: if (i < 700) *v = -I_; break;
+                    case 5: *v += 200 * d; break;                          /* the max grows in every block */
+                    case 6: *v = i == n - 100 ? 20 : 0; break;             /* peaked, found in the last block */
+                    case 7: *v -= 200 * d; break;
+                    case 8: *v *= 10; break;
+                    case 9: *v = i == 10 || i == n - 1 ? 20 : 0; break;    /* the max in the first and last block */
+                    case 10: *v = i == 5 || i == 300 ? 15 : i == n - 2 ? 20 : 0; break;
+                    case 11: *v = -1e4 + 0.5 * (ld)i; break;
+                    case 12: *v = i == 3 ? N_ : i < 700 ? -I_ : *v; break;
+                    }
+                    *v = f64 ? (ld)(double)*v : (ld)(float)*v;
+                }
+            snprintf(ctx, sizeof ctx, "tall cols %zux%zu", n, inner);
+            check_cols(f64, n, inner, ctx);
+        }
         for (size_t inner = 250; inner <= 270; inner += 3) {   /* tile boundaries */
             gen_row(f64, 7 * inner, 1e4, 3);
             snprintf(ctx, sizeof ctx, "cols 7x%zu", inner);

@@ -127,14 +127,15 @@ static double fs_exp_shift(double a, double b, double temperature)
     return f == 0.0 ? 0.0 : f + f * q_lo;   /* a - b overflowed to -inf: q_lo is nan, the factor 0 */
 }
 
-/* 1/T as inv + inv_err (double-double) for softmax(x / T); NULL stands for T = 1. */
-typedef struct { double inv, inv_err; } fs_temp;
+/* 1/T as inv + inv_err (double-double) for softmax(x / T), and T itself (for fs_exp_shift); NULL stands for T = 1. */
+typedef struct { double inv, inv_err, t; } fs_temp;
 
 static const fs_temp *fs_temp_of(double temperature, fs_temp *buf)
 {
     if (temperature == 1.0) return NULL;
     buf->inv = 1.0 / temperature;
     buf->inv_err = fma(-temperature, buf->inv, 1.0) / temperature;
+    buf->t = temperature;
     return buf;
 }
 

@@ -1132,46 +1132,113 @@ FS_INL void FN(col_terms_t)(int mode, const T *x, T *y, ptrdiff_t ld, ptrdiff_t 
     }
 }
 
+/* Tall columns in blocks of rows: the max and the exp pass of a block read it once from memory and once from L2,
+   where whole columns read x twice from memory. The column state is merged block to block as the slices do
+   (slice_stats_t): when a column's max grows, its sum so far (and, in the log modes, its count at the old max) is
+   rescaled by exp(old - new). softmax's stored terms are relative to the max of their block's time; pass 3 scales
+   them by exp(that max - the final max) / sum, computed in double, one factor a block and column (an exp only
+   where they differ). Blocks pay only for tiles of strided rows (ld > FS_TILE) of 2.5 MB or more: AVX2 on an AMD
+   EPYC family 25 model 1 (Zen 3), one thread, float32 softmax, ns per element, whole columns -> blocks, best of 9
+   (a noisy machine: the same build's 4000x500 took 1.25-2.04 from run to run): 8000x500 2.885 -> 2.507 and
+   3.070 -> 2.797, 16000x500 3.645 -> 3.161, 8000x2000 2.754 -> 2.314, 5500x500 2.218 -> 2.033 (tiles of 2.7-8
+   MB); but 4000x500 1.301 -> 1.385, 2000x2000 1.811 -> 2.021 (1-2 MB, read again from L3) and one contiguous
+   tile 8000x128 1.220 -> 1.286 (streamed by the hardware prefetcher). Below the bound the code is whole columns'
+   (8000x500 with blocks, 1000x500 and 2000x2000 without: 3.195 -> 2.763, 1.041 -> 1.054, 1.941 -> 1.958).
+   float32 only: the float64 factors would need an exp better than a double ulp to keep softmax within its
+   bound, so float64 keeps whole columns (FS_COL_BLOCKS 1). */
+#define FS_COL_BLOCK_ROWS 256                  /* 128 KB a block at 512 bytes a row */
+/* the tile (n rows of FS_TILE) from which blocks pay: 5120 rows of AVX2's and SSE2's 512-byte tile rows, 10240 of
+   the 256-byte ones (AVX-512, NEON, generic; not measured there) */
+#define FS_COL_BLOCK_MIN_BYTES (5 << 19)
+#if FS_F64
+#define FS_COL_BLOCKS 1
+#else
+#define FS_COL_BLOCKS 32             /* at most; taller columns take longer blocks (16 KB of stack for their maxima) */
+#endif
 FS_INL void FN(cols_t)(int mode, const T *x, T *y, ptrdiff_t n, ptrdiff_t width, ptrdiff_t ld, const fs_temp *tp,
                        int tempered)
 {
     V it, eit;
     FN(temp)(tp, &it, &eit);
-    T mb[FS_TILE] __attribute__((aligned(64)));
+    T mb[FS_TILE] __attribute__((aligned(64)));   /* the running max */
+    T bm[FS_TILE] __attribute__((aligned(64)));   /* the block's max */
+    T wm[FS_TILE] __attribute__((aligned(64)));   /* the max the block's terms are taken from: mb, 0 where -inf */
     double sb[FS_TILE] __attribute__((aligned(64))), cb[FS_TILE] __attribute__((aligned(64)));
     T fa[FS_TILE] __attribute__((aligned(64))), fb[FS_TILE] __attribute__((aligned(64)));
 #if !FS_F64 && !FS_FMA
     double db[FS_TILE] __attribute__((aligned(64)));   /* float32 without FMA: 1/sum applied in double */
 #endif
     __typeof__(((VI){0})[0]) kb[FS_TILE] __attribute__((aligned(64)));   /* -count of entries at the max */
+#if FS_COL_BLOCKS > 1
+    T wmb[FS_COL_BLOCKS][FS_TILE] __attribute__((aligned(64)));   /* softmax: each block's wm */
+    double iv[FS_TILE] __attribute__((aligned(64)));              /* softmax: 1/sum */
+#endif
+    ptrdiff_t rb = n;   /* rows a block */
+    if (FS_COL_BLOCKS > 1 && ld > FS_TILE && (size_t)n * FS_TILE * sizeof(T) >= FS_COL_BLOCK_MIN_BYTES) {
+        rb = (n + FS_COL_BLOCKS - 1) / FS_COL_BLOCKS;
+        if (rb < FS_COL_BLOCK_ROWS) rb = FS_COL_BLOCK_ROWS;
+    }
+    double temperature = tp ? tp->t : 1.0;
     for (ptrdiff_t j0 = 0; j0 < width; j0 += FS_TILE) {
         ptrdiff_t w = width - j0 < FS_TILE ? width - j0 : FS_TILE;
         ptrdiff_t wv = (w + N - 1) / N * N;   /* padded tile width */
         ptrdiff_t wf = w / N * N;             /* full-vector part */
         for (ptrdiff_t j = 0; j < wv; j++) { mb[j] = -(T)__builtin_inf(); sb[j] = cb[j] = 0.0; kb[j] = 0; }
-        /* pass 1: column max */
-        for (ptrdiff_t i = 0; i < n; i++) {
-            const T *xr = x + i * ld + j0;
-            ptrdiff_t j = 0;
-            if (i + FS_COL_AHEAD < n) FN(prefetch_lines)(xr + FS_COL_AHEAD * ld, w, 0);
-            for (; j < wf; j += N) FN(store)(mb + j, VMAX(FN(load)(xr + j), FN(load)(mb + j)));
-            if (j < w) FN(store)(mb + j, VMAX(FN(load_part)(xr + j, w - j, -(T)__builtin_inf()), FN(load)(mb + j)));
-        }
-        /* pass 2: exp, (store), column sums */
-        ptrdiff_t i = 0;
-        for (; i + FS_COL_ROWS <= n; i += FS_COL_ROWS) {
-            for (int u = 0; u < FS_COL_ROWS && i + FS_COL_AHEAD + u < n; u++) {
-                FN(prefetch_lines)(x + (i + FS_COL_AHEAD + u) * ld + j0, w, 0);
-                if (mode == FS_SOFTMAX) FN(prefetch_lines)(y + (i + FS_COL_AHEAD + u) * ld + j0, w, 1);
+        for (ptrdiff_t b0 = 0; b0 < n; b0 += rb) {
+            ptrdiff_t nb = n - b0 < rb ? n - b0 : rb, left = n - b0;   /* rows in the block, rows to the end */
+            const T *xb = x + b0 * ld + j0;
+            T *yb = y + b0 * ld + j0, *bmax = b0 ? bm : mb;
+            for (ptrdiff_t j = 0; b0 && j < wv; j++) bm[j] = -(T)__builtin_inf();
+            /* pass 1: the block's column max */
+            for (ptrdiff_t i = 0; i < nb; i++) {
+                const T *xr = xb + i * ld;
+                ptrdiff_t j = 0;
+                if (i + FS_COL_AHEAD < left) FN(prefetch_lines)(xr + FS_COL_AHEAD * ld, w, 0);
+                for (; j < wf; j += N) FN(store)(bmax + j, VMAX(FN(load)(xr + j), FN(load)(bmax + j)));
+                if (j < w)
+                    FN(store)(bmax + j, VMAX(FN(load_part)(xr + j, w - j, -(T)__builtin_inf()), FN(load)(bmax + j)));
             }
-            FN(col_terms_t)(mode, x + i * ld + j0, y + i * ld + j0, ld, w, mb, sb, cb, kb, it, eit, tempered,
-                            FS_COL_ROWS);
+            /* a column whose max grew: its state so far rescaled to the new max (nothing to rescale before its
+               first finite entry: its terms were 0, or nan) */
+            for (ptrdiff_t j = 0; b0 && j < w; j++) {
+                if (!(bm[j] > mb[j])) continue;
+                if (mb[j] != -(T)__builtin_inf()) {
+                    fs_dd s = {sb[j], cb[j]};
+                    if (mode != FS_SOFTMAX) s = fs_dd_add1((fs_dd){-(double)kb[j] / UNBIAS, 0.0}, s.hi, s.lo);
+                    s = fs_dd_scale(s, fs_exp_shift(mb[j], bm[j], temperature));
+                    sb[j] = s.hi;
+                    cb[j] = s.lo;
+                    kb[j] = 0;
+                }
+                mb[j] = bm[j];
+            }
+            const T *tm = mb;   /* whole columns: their max, as is (an all -inf column's nan terms are fixed below) */
+            if (rb < n) {       /* blocks: a max of 0 until the column's first finite entry, whose terms are 0 */
+                for (ptrdiff_t j = 0; j < wv; j++) wm[j] = mb[j] == -(T)__builtin_inf() ? 0 : mb[j];
+                tm = wm;
+            }
+#if FS_COL_BLOCKS > 1
+            if (mode == FS_SOFTMAX && rb < n) __builtin_memcpy(wmb[b0 / rb], wm, sizeof wm);
+#endif
+            /* pass 2: exp, (store), column sums */
+            ptrdiff_t i = 0;
+            for (; i + FS_COL_ROWS <= nb; i += FS_COL_ROWS) {
+                for (int u = 0; u < FS_COL_ROWS && i + FS_COL_AHEAD + u < left; u++) {
+                    FN(prefetch_lines)(xb + (i + FS_COL_AHEAD + u) * ld, w, 0);
+                    if (mode == FS_SOFTMAX) FN(prefetch_lines)(yb + (i + FS_COL_AHEAD + u) * ld, w, 1);
+                }
+                FN(col_terms_t)(mode, xb + i * ld, yb + i * ld, ld, w, tm, sb, cb, kb, it, eit, tempered,
+                                FS_COL_ROWS);
+            }
+            for (; i < nb; i++)
+                FN(col_terms_t)(mode, xb + i * ld, yb + i * ld, ld, w, tm, sb, cb, kb, it, eit, tempered, 1);
         }
-        for (; i < n; i++)
-            FN(col_terms_t)(mode, x + i * ld + j0, y + i * ld + j0, ld, w, mb, sb, cb, kb, it, eit, tempered, 1);
         /* per-column finish (scalar, O(width)); padded lanes get harmless values */
         for (ptrdiff_t j = w; j < wv; j++) {
             fa[j] = fb[j] = 0;
+#if FS_COL_BLOCKS > 1
+            iv[j] = 0.0;
+#endif
 #if !FS_F64 && !FS_FMA
             db[j] = 0.0;
 #endif
@@ -1190,6 +1257,9 @@ FS_INL void FN(cols_t)(int mode, const T *x, T *y, ptrdiff_t n, ptrdiff_t width,
                 fb[j] = inv.lo;
 #else
                 double v = inv.hi + inv.lo;
+#if FS_COL_BLOCKS > 1
+                iv[j] = v;
+#endif
                 fa[j] = (float)v;
                 fb[j] = (float)(v - (double)fa[j]);
 #if !FS_FMA
@@ -1210,6 +1280,22 @@ FS_INL void FN(cols_t)(int mode, const T *x, T *y, ptrdiff_t n, ptrdiff_t width,
         for (ptrdiff_t i = 0; i < n; i++) {
             const T *xr = x + i * ld + j0;
             T *yr = y + i * ld + j0;
+#if FS_COL_BLOCKS > 1
+            if (mode == FS_SOFTMAX && rb < n && i % rb == 0) {
+                /* this block's factors: exp(its max - the final max) / sum, in double (float32 only). A block
+                   taken before its column's first finite entry (wm 0 above the final max) holds only zeros. */
+                const T *wk = wmb[i / rb];
+                for (ptrdiff_t j = 0; j < w; j++) {
+                    double v = iv[j];
+                    if (wk[j] != mb[j]) v *= wk[j] < mb[j] ? fs_exp_shift(wk[j], mb[j], temperature) : 0.0;
+                    fa[j] = (T)v;
+                    fb[j] = (T)(v - (double)fa[j]);
+#if !FS_FMA
+                    db[j] = v;
+#endif
+                }
+            }
+#endif
             if (i + FS_COL_AHEAD < n) {   /* softmax rescales y in place; the log modes read x and write y */
                 if (mode != FS_SOFTMAX) FN(prefetch_lines)(xr + FS_COL_AHEAD * ld, w, 0);
                 FN(prefetch_lines)(yr + FS_COL_AHEAD * ld, w, 1);
@@ -1462,6 +1548,9 @@ static const fs_ops FN(ops) = {
 #undef FS_TILE
 #undef FS_COL_ROWS
 #undef FS_COL_AHEAD
+#undef FS_COL_BLOCK_ROWS
+#undef FS_COL_BLOCK_MIN_BYTES
+#undef FS_COL_BLOCKS
 #undef FS_ONLINE_BLOCK
 #undef FS_BLOCK_ROWS
 #undef FS_STREAM_N
